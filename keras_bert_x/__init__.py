@@ -1,0 +1,12 @@
+"""keras_bert_x: BERT as Keras 3 layers, from raw text to a served model.
+
+>>> import keras_bert_x as kbx
+>>> enc = kbx.BertEncoder(kbx.BertConfig.from_preset("bert_tiny"))
+"""
+
+from keras_bert_x.config import PRESETS, BertConfig
+from keras_bert_x.errors import BertInputError
+from keras_bert_x.models.encoder import BertEncoder
+
+__version__ = "0.1.0"
+__all__ = ["PRESETS", "BertConfig", "BertEncoder", "BertInputError"]

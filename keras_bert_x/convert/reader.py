@@ -1,0 +1,75 @@
+"""`read_checkpoint`: one entry point for every checkpoint layout we load."""
+
+import dataclasses
+import os
+from typing import Callable, Optional
+
+from keras_bert_x.config import BertConfig
+from keras_bert_x.errors import BertInputError
+from keras_bert_x.io_utils import read_vocab
+
+SOURCES = ("hf", "google", "tfm")
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    config: BertConfig
+    tensors: dict                      # canonical (Google) name -> float32 numpy array
+    source: str                        # "hf", "google" or "tfm"
+    vocabulary: Optional[tuple] = None
+    get_tensor: Optional[Callable] = None   # the source's own names -> array (for extra heads)
+
+
+def detect_source(path):
+    """"hf", "google" or "tfm" from the files in `path`; BertInputError if none fits."""
+    from keras_bert_x.convert import google, hf, tf_checkpoint, tfm
+
+    if hf.find_weights_file(path):
+        return "hf"
+    prefix = tf_checkpoint.find_checkpoint_prefix(path)
+    if prefix is not None:
+        _, shapes = tf_checkpoint.open_checkpoint(prefix)
+        if google.MARKER in shapes:
+            return "google"
+        if tfm.find_root(shapes) is not None:
+            return "tfm"
+        raise BertInputError(f"{prefix}: neither a Google BERT nor a Model Garden BertEncoder "
+                             "checkpoint (no embedding table found)")
+    raise BertInputError(f"{path}: no BERT checkpoint found (expected model.safetensors, "
+                         "pytorch_model.bin, or a TensorFlow checkpoint with bert_config.json)")
+
+
+def _read_vocabulary(path, config):
+    vocab_path = os.path.join(path, "vocab.txt")
+    if not os.path.isfile(vocab_path):
+        return None
+    tokens = read_vocab(vocab_path)
+    if len(tokens) != config.vocab_size:
+        raise BertInputError(f"{vocab_path}: {len(tokens)} tokens, but the config's vocab_size "
+                             f"is {config.vocab_size}")
+    return tokens
+
+
+def read_checkpoint(path, source=None):
+    """Reads the encoder tensors of a HF, Google TF1 or Model Garden checkpoint directory.
+
+    `source` forces the layout; by default it is detected from the files present.
+    """
+    from keras_bert_x.convert import google, hf, tfm
+
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise BertInputError(f"{path}: no such directory")
+    source = source or detect_source(path)
+    if source == "hf":
+        config, tensors, state = hf.read(path)
+        get_tensor = hf.tensor_getter(state)
+    elif source == "google":
+        config, tensors, get_tensor = google.read(path)
+    elif source == "tfm":
+        config, tensors = tfm.read(path)
+        get_tensor = None
+    else:
+        raise BertInputError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    return Checkpoint(config=config, tensors=tensors, source=source,
+                      vocabulary=_read_vocabulary(path, config), get_tensor=get_tensor)

@@ -1,0 +1,52 @@
+"""File-system helpers shared by savers and command lines: nothing is half-written."""
+
+import contextlib
+import os
+import shutil
+import tempfile
+
+from keras_bert_x.errors import BertInputError
+
+
+@contextlib.contextmanager
+def atomic_output_dir(path, overwrite=False):
+    """Yields a fresh temporary directory beside `path`; moves it to `path` only on success.
+
+    An existing non-empty `path` is refused unless `overwrite`; if anything raises inside the
+    block, the temporary directory is removed and `path` is left exactly as it was.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise BertInputError(f"{path}: output exists and is not a directory")
+        if os.listdir(path) and not overwrite:
+            raise BertInputError(f"{path}: output directory is not empty (pass overwrite to replace it)")
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)
+    try:
+        yield tmp
+        if os.path.exists(path):
+            old = tmp + ".old"
+            os.rename(path, old)
+            os.rename(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_vocab(path):
+    """The tokens of a WordPiece `vocab.txt`, one per line, in id order."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return tuple(line.rstrip("\n").rstrip("\r") for line in f)
+    except UnicodeDecodeError as e:
+        raise BertInputError(f"{path}: vocab file is not UTF-8 ({e})") from None
+
+
+def write_vocab(path, tokens):
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(t + "\n" for t in tokens)
