@@ -44,6 +44,10 @@ class BertEmbeddings(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         word_ids, type_ids = inputs
+        static_len = word_ids.shape[1]
+        if isinstance(static_len, int) and static_len > self.max_positions:
+            raise ValueError(f"input_word_ids has {static_len} positions, more than "
+                             f"max_positions={self.max_positions}")
         seq_len = ops.shape(word_ids)[1]
         positions = ops.slice(self.position_embeddings, (0, 0), (seq_len, self.hidden_size))
         x = (ops.take(self.word_embeddings, word_ids, axis=0)

@@ -1,0 +1,68 @@
+"""Each layer builds, serializes through get_config/from_config, and has its documented shape."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_bert_x.layers import (BertEmbeddings, BertPooler, MultiHeadSelfAttention,
+                                 TransformerEncoderBlock)
+from keras_bert_x.layers.attention import attention_bias
+
+
+def _round_trip(layer, *args, **kwargs):
+    """Rebuilds `layer` from its serialized config, copies weights, checks equal outputs."""
+    out = layer(*args, **kwargs)
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    clone(*args, **kwargs)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(clone(*args, **kwargs)))
+    assert clone.get_config() == layer.get_config()
+    return out
+
+
+def test_embeddings():
+    layer = BertEmbeddings(vocab_size=20, hidden_size=8, max_positions=10, type_vocab_size=3)
+    ids = np.array([[1, 2, 3], [4, 5, 6]], "int32")
+    out = _round_trip(layer, (ids, np.array([[0, 1, 2], [0, 0, 0]], "int32")))
+    assert tuple(out.shape) == (2, 3, 8)
+    assert [tuple(w.shape) for w in layer.weights[:3]] == [(20, 8), (10, 8), (3, 8)]
+
+
+def test_attention_uses_one_fused_projection():
+    layer = MultiHeadSelfAttention(num_heads=2, mask_fill_value=-1e4)
+    x = np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")
+    out = _round_trip(layer, x, attention_mask=np.ones((2, 5), "int32"))
+    assert tuple(out.shape) == (2, 5, 8)
+    assert tuple(layer.qkv.kernel.shape) == (8, 24)
+
+
+def test_attention_ignores_masked_keys():
+    layer = MultiHeadSelfAttention(num_heads=2)
+    x = np.random.default_rng(0).normal(size=(1, 5, 8)).astype("float32")
+    mask = np.array([[1, 1, 1, 0, 0]], "int32")
+    a = np.asarray(layer(x, attention_mask=mask))
+    x2 = x.copy()
+    x2[:, 3:] = 100.0  # changing masked keys/values must not change the output
+    b = np.asarray(layer(x2, attention_mask=mask))
+    np.testing.assert_allclose(a[:, :3], b[:, :3], atol=1e-6)
+
+
+def test_attention_bias_shapes_and_fill():
+    bias = np.asarray(attention_bias(ops.convert_to_tensor([[1, 0]]), -5.0))
+    assert bias.shape == (1, 1, 1, 2) and bias.tolist() == [[[[0.0, -5.0]]]]
+    assert attention_bias(ops.ones((1, 3, 3)), -5.0).shape == (1, 1, 3, 3)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_new", "relu"])
+def test_transformer_block(activation):
+    layer = TransformerEncoderBlock(num_heads=2, intermediate_size=16, activation=activation)
+    x = np.random.default_rng(0).normal(size=(2, 4, 8)).astype("float32")
+    out = _round_trip(layer, x, attention_mask=np.ones((2, 4), "int32"))
+    assert tuple(out.shape) == (2, 4, 8)
+
+
+def test_pooler():
+    x = np.random.default_rng(0).normal(size=(2, 4, 8)).astype("float32")
+    out = _round_trip(BertPooler(), x)
+    assert tuple(out.shape) == (2, 8) and np.abs(out).max() <= 1.0
