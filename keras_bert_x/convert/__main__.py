@@ -22,14 +22,11 @@ flags.mark_flags_as_required(["input", "output"])
 
 def main(argv):
     del argv
-    from keras_bert_x.convert.reader import read_checkpoint
-    from keras_bert_x.models.encoder import BertEncoder
+    from keras_bert_x.convert.converter import convert_checkpoint
 
     try:
-        checkpoint = read_checkpoint(FLAGS.input, source=FLAGS.source)
-        encoder = BertEncoder._from_checkpoint(checkpoint)
-        encoder.vocabulary = checkpoint.vocabulary
-        encoder.save_pretrained(FLAGS.output, overwrite=FLAGS.overwrite)
+        checkpoint = convert_checkpoint(FLAGS.input, FLAGS.output, source=FLAGS.source,
+                                        overwrite=FLAGS.overwrite)
     except BertInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

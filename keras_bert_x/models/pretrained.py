@@ -70,9 +70,14 @@ class PretrainedModel(keras.Model):
         else:
             from keras_bert_x.convert import read_checkpoint
 
-            checkpoint = read_checkpoint(path)
-            model = cls._from_checkpoint(checkpoint, dtype=dtype)
-            model.vocabulary = checkpoint.vocabulary
+            model = cls.from_checkpoint(read_checkpoint(path), dtype=dtype)
+        return model
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint, dtype=None):
+        """Builds the model from a `keras_bert_x.convert.Checkpoint` read from another format."""
+        model = cls._from_checkpoint(checkpoint, dtype=dtype)
+        model.vocabulary = checkpoint.vocabulary
         return model
 
     @classmethod

