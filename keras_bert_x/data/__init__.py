@@ -1,0 +1,1 @@
+"""Pretraining data: corpus reading, example generation, TFRecord and dynamic-masking datasets."""

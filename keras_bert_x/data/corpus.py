@@ -1,0 +1,61 @@
+"""Reading corpora in BERT's pretraining text format: one sentence per line, blank line between
+documents. Files may be gzip-compressed; lines that are not valid UTF-8 are skipped and counted.
+"""
+
+import dataclasses
+import glob
+import gzip
+import os
+
+from keras_bert_x.errors import BertInputError
+
+BUNDLED_CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "data", "brown", "brown.txt.gz")
+
+
+def expand_inputs(patterns):
+    """Files matching comma-separated globs; BertInputError naming the pattern that matched none."""
+    if isinstance(patterns, str):
+        patterns = [p for p in patterns.split(",") if p.strip()]
+    files = []
+    for pattern in patterns:
+        matched = sorted(glob.glob(pattern.strip()))
+        if not matched:
+            raise BertInputError(f"{pattern}: no input file matches")
+        files.extend(matched)
+    for path in files:
+        if os.path.getsize(path) == 0:
+            raise BertInputError(f"{path}: input file is empty")
+    return files
+
+
+@dataclasses.dataclass
+class ReadStats:
+    lines: int = 0
+    skipped_non_utf8: int = 0
+
+
+def _open(path):
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def read_documents(files, stats=None):
+    """Yields documents (lists of non-empty, stripped sentences) from corpus files."""
+    stats = stats if stats is not None else ReadStats()
+    for path in files:
+        document = []
+        with _open(path) as f:
+            for raw in f:
+                stats.lines += 1
+                try:
+                    line = raw.decode("utf-8").strip()
+                except UnicodeDecodeError:
+                    stats.skipped_non_utf8 += 1
+                    continue
+                if line:
+                    document.append(line)
+                elif document:
+                    yield document
+                    document = []
+        if document:
+            yield document

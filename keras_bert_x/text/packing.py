@@ -1,0 +1,73 @@
+"""Packing token ids into BERT inputs with dense ops only (TFLite-convertible).
+
+tf-text's `combine_segments` and `RoundRobinTrimmer` bring RaggedGather into the graph, which
+TFLite cannot run; here every step is a gather, comparison or select on dense [B, T] tensors.
+"""
+
+import tensorflow as tf
+
+
+def pair_lengths(len_a, len_b, budget):
+    """Lengths to keep of two segments so that they fit `budget` tokens, longest first.
+
+    The shorter segment is kept whole when it fits in half the budget and the longer one takes
+    the rest; otherwise the budget is split evenly, the longer (on a tie, the second) segment
+    taking the odd token. This is Hugging Face tokenizers' `longest_first`, so pairs truncate
+    exactly as BertTokenizerFast does.
+    """
+    swap = len_a > len_b
+    short = tf.where(swap, len_b, len_a)
+    long_ = tf.where(swap, len_a, len_b)
+    new_long = tf.where(short > budget, short, tf.maximum(short, budget - short))
+    over = short + new_long > budget
+    new_short = tf.where(over, budget // 2, short)
+    new_long = tf.where(over, budget // 2 + budget % 2, new_long)
+    keep_a = tf.where(swap, new_long, new_short)
+    keep_b = tf.where(swap, new_short, new_long)
+    fits = len_a + len_b <= budget
+    return (tf.where(fits, len_a, tf.minimum(len_a, keep_a)),
+            tf.where(fits, len_b, tf.minimum(len_b, keep_b)))
+
+
+def _take(tokens, index):
+    """tokens[b, index[b, j]] with `index` clipped into range; tokens has >= 1 column."""
+    width = tf.shape(tokens)[1]
+    return tf.gather(tokens, tf.clip_by_value(index, 0, width - 1), batch_dims=1)
+
+
+def pack(tokens_a, len_a, cls_id, sep_id, pad_id, seq_length, tokens_b=None, len_b=None):
+    """[CLS] a [SEP] (b [SEP]) from dense, right-padded id matrices and their real lengths.
+
+    Segments are truncated to fit `seq_length` (longest first for pairs). Returns int32
+    `input_word_ids`, `input_mask`, `input_type_ids`, each [B, seq_length].
+    """
+    batch = tf.shape(tokens_a)[0]
+    len_a = tf.cast(len_a, tf.int32)
+    len_b = None if len_b is None else tf.cast(len_b, tf.int32)
+    pad_column = tf.zeros([batch, 1], tokens_a.dtype)  # so that an empty batch still gathers
+    tokens_a = tf.concat([tokens_a, pad_column], axis=1)
+    paired = tokens_b is not None
+    if paired:
+        tokens_b = tf.concat([tokens_b, pad_column], axis=1)
+        keep_a, keep_b = pair_lengths(len_a, len_b, seq_length - 3)
+    else:
+        keep_a = tf.minimum(len_a, seq_length - 2)
+        keep_b = tf.zeros_like(keep_a)
+    keep_a, keep_b = tf.expand_dims(keep_a, 1), tf.expand_dims(keep_b, 1)  # [B, 1]
+    position = tf.broadcast_to(tf.expand_dims(tf.range(seq_length), 0), [batch, seq_length])
+    first_sep = keep_a + 1
+    second_start = keep_a + 2
+    second_sep = second_start + keep_b
+    total = second_sep + 1 if paired else first_sep + 1
+
+    ids = tf.fill([batch, seq_length], tf.cast(pad_id, tokens_a.dtype))
+    ids = tf.where(position < total, tf.cast(sep_id, ids.dtype), ids)
+    if paired:
+        in_b = (position >= second_start) & (position < second_sep)
+        ids = tf.where(in_b, _take(tokens_b, position - second_start), ids)
+    ids = tf.where((position >= 1) & (position < first_sep), _take(tokens_a, position - 1), ids)
+    ids = tf.where(position == 0, tf.cast(cls_id, ids.dtype), ids)
+    mask = position < total
+    type_ids = (position > first_sep) & mask
+    return {"input_word_ids": tf.cast(ids, tf.int32), "input_mask": tf.cast(mask, tf.int32),
+            "input_type_ids": tf.cast(type_ids, tf.int32)}
