@@ -32,6 +32,24 @@ def load_vocabulary(vocabulary, source="vocabulary"):
     return tokens
 
 
+def normalize_text(text, lower_case=True, strip_accents=None):
+    """Cleans strings as BERT's BasicTokenizer does (the Hugging Face fast tokenizer's rules).
+
+    Drops control/format characters and U+FFFD, maps Unicode spaces to ' '; when stripping
+    accents, NFD and drop combining marks; when uncased, lower-case.
+    """
+    strip_accents = lower_case if strip_accents is None else strip_accents
+    text = tf.strings.regex_replace(text, r"[\t\n\r]", " ")
+    text = tf.strings.regex_replace(text, r"[\p{C}\x{FFFD}]", "")
+    text = tf.strings.regex_replace(text, r"[\p{Zs}\x{2028}\x{2029}]", " ")
+    if strip_accents:
+        text = tf.strings.regex_replace(tf_text.normalize_utf8(text, "NFD"), r"\p{Mn}", "")
+    if lower_case:
+        # ICU lower-cases a word-final capital sigma to ς; BERT maps every Σ to σ.
+        text = tf.strings.lower(tf.strings.regex_replace(text, "Σ", "σ"), encoding="utf-8")
+    return text
+
+
 @keras.saving.register_keras_serializable(package="keras_bert_x")
 class BertTokenizer(keras.layers.Layer):
     """WordPiece tokenizer and packer: strings -> `input_word_ids`, `input_mask`, `input_type_ids`.
@@ -91,18 +109,10 @@ class BertTokenizer(keras.layers.Layer):
         return len(self.vocabulary)
 
     def normalize(self, text):
-        """The text the WordPiece step sees (strict mode), as BERT's BasicTokenizer cleans it."""
+        """The text the WordPiece step sees (strict mode)."""
         if self.tflite_compatible:
             return text
-        text = tf.strings.regex_replace(text, r"[\t\n\r]", " ")
-        text = tf.strings.regex_replace(text, r"[\p{C}\x{FFFD}]", "")
-        text = tf.strings.regex_replace(text, r"[\p{Zs}\x{2028}\x{2029}]", " ")
-        if self.strip_accents:
-            text = tf.strings.regex_replace(tf_text.normalize_utf8(text, "NFD"), r"\p{Mn}", "")
-        if self.lower_case:
-            # ICU lower-cases a word-final capital sigma to ς; BERT maps every Σ to σ.
-            text = tf.strings.lower(tf.strings.regex_replace(text, "Σ", "σ"), encoding="utf-8")
-        return text
+        return normalize_text(text, self.lower_case, self.strip_accents)
 
     def _unk_long_words(self, text, pieces, starts, ends):
         """Replaces every word longer than max_chars_per_word characters by a single [UNK].
