@@ -59,3 +59,27 @@ def read_documents(files, stats=None):
                     document = []
         if document:
             yield document
+
+
+def tokenize_documents(files, vocab_tokens, lower_case=True, batch_size=8192):
+    """(documents, ReadStats): each document a list of sentences, each a list of WordPiece ids.
+
+    Sentences are tokenized by `BertTokenizer` in large batches (tf-text, C++); sentences and
+    documents left empty are dropped.
+    """
+    from keras_bert_x.text.tokenizer import BertTokenizer
+
+    stats = ReadStats()
+    raw = list(read_documents(files, stats))
+    tokenizer = BertTokenizer(vocab_tokens, lower_case=lower_case)
+    sentences = [s for doc in raw for s in doc]
+    ids = []
+    for start in range(0, len(sentences), batch_size):
+        ids.extend(tokenizer.tokenize(sentences[start:start + batch_size]).to_list())
+    documents, cursor = [], 0
+    for doc in raw:
+        pieces = [s for s in ids[cursor:cursor + len(doc)] if s]
+        cursor += len(doc)
+        if pieces:
+            documents.append(pieces)
+    return documents, stats

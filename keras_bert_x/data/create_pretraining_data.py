@@ -19,31 +19,36 @@ import time
 import numpy as np
 from absl import app, flags
 
+from keras_bert_x.data.corpus import tokenize_documents
 from keras_bert_x.data.examples import ExampleEncoder
 from keras_bert_x.data.instances import MaskingConfig, Vocab, instances_from_documents
 from keras_bert_x.errors import BertInputError
 
 CHUNK_DOCUMENTS = 32  # documents per work item (part of what a seed means: keep it fixed)
-TOKENIZE_BATCH = 8192
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("input_file", None, "Input text file(s): comma-separated globs, .gz allowed.")
-flags.DEFINE_string("output_file", None, "Output TFRecord file(s), comma-separated: instances "
-                    "are dealt round-robin. With --num_output_shards, a base name.")
-flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt.")
-flags.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents (uncased models).")
-flags.DEFINE_bool("do_whole_word_mask", False, "Mask all pieces of a word together.")
-flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.")
-flags.DEFINE_integer("max_predictions_per_seq", 20, "Maximum masked positions per sequence.")
-flags.DEFINE_integer("random_seed", 12345, "Seed: the same seed gives byte-identical output.")
-flags.DEFINE_integer("dupe_factor", 10, "Passes over the data, each with different masks.")
-flags.DEFINE_float("masked_lm_prob", 0.15, "Fraction of tokens to predict.")
-flags.DEFINE_float("short_seq_prob", 0.1, "Probability of a shorter target length.")
-flags.DEFINE_bool("gzip_compress", False, "Write GZIP-compressed TFRecords.")
-flags.DEFINE_integer("num_output_shards", 0, "Write OUTPUT-0000i-of-0000N files instead.")
-flags.DEFINE_integer("num_workers", 0, "Worker processes (0: one per CPU core).")
-flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
-flags.DEFINE_bool("progress", True, "Show a progress bar.")
+
+
+def define_flags():
+    """The command line's flags (defined on demand: importing this module defines none)."""
+    flags.DEFINE_string("input_file", None,
+                        "Input text file(s): comma-separated globs, .gz allowed.")
+    flags.DEFINE_string("output_file", None, "Output TFRecord file(s), comma-separated: instances "
+                        "are dealt round-robin. With --num_output_shards, a base name.")
+    flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt.")
+    flags.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents (uncased models).")
+    flags.DEFINE_bool("do_whole_word_mask", False, "Mask all pieces of a word together.")
+    flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.")
+    flags.DEFINE_integer("max_predictions_per_seq", 20, "Maximum masked positions per sequence.")
+    flags.DEFINE_integer("random_seed", 12345, "Seed: the same seed gives byte-identical output.")
+    flags.DEFINE_integer("dupe_factor", 10, "Passes over the data, each with different masks.")
+    flags.DEFINE_float("masked_lm_prob", 0.15, "Fraction of tokens to predict.")
+    flags.DEFINE_float("short_seq_prob", 0.1, "Probability of a shorter target length.")
+    flags.DEFINE_bool("gzip_compress", False, "Write GZIP-compressed TFRecords.")
+    flags.DEFINE_integer("num_output_shards", 0, "Write OUTPUT-0000i-of-0000N files instead.")
+    flags.DEFINE_integer("num_workers", 0, "Worker processes (0: one per CPU core).")
+    flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+    flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
 @dataclasses.dataclass
@@ -64,31 +69,6 @@ class Summary:
                 f"{self.instances:,} instances, {self.masked:,} masked positions, "
                 f"{self.random_next / max(self.instances, 1):.1%} random-next; "
                 f"{self.seconds:.1f}s, {rate:,.0f} documents/s")
-
-
-def tokenize_documents(files, vocab_tokens, lower_case, summary):
-    """Documents as lists of sentences, each a list of WordPiece ids (empty ones dropped)."""
-    from keras_bert_x.data.corpus import ReadStats, read_documents
-    from keras_bert_x.text.tokenizer import BertTokenizer
-
-    stats = ReadStats()
-    raw = list(read_documents(files, stats))
-    summary.skipped_non_utf8 = stats.skipped_non_utf8
-    tokenizer = BertTokenizer(vocab_tokens, lower_case=lower_case)
-    sentences = [s for doc in raw for s in doc]
-    ids = []
-    for start in range(0, len(sentences), TOKENIZE_BATCH):
-        ids.extend(tokenizer.tokenize(sentences[start:start + TOKENIZE_BATCH]).to_list())
-    documents, cursor = [], 0
-    for doc in raw:
-        pieces = [s for s in ids[cursor:cursor + len(doc)] if s]
-        cursor += len(doc)
-        if pieces:
-            documents.append(pieces)
-    summary.documents = len(documents)
-    summary.sentences = sum(len(d) for d in documents)
-    summary.tokens = sum(len(s) for d in documents for s in d)
-    return documents
 
 
 # Set in the parent before the pool forks, so that workers share the documents without copying.
@@ -119,7 +99,11 @@ def create_pretraining_data(input_files, output_files, vocab_tokens, config, dup
 
     start_time = time.time()
     summary = Summary()
-    documents = tokenize_documents(input_files, vocab_tokens, lower_case, summary)
+    documents, stats = tokenize_documents(input_files, vocab_tokens, lower_case)
+    summary.skipped_non_utf8 = stats.skipped_non_utf8
+    summary.documents = len(documents)
+    summary.sentences = sum(len(d) for d in documents)
+    summary.tokens = sum(len(s) for d in documents for s in d)
     if not documents:
         raise BertInputError(f"{','.join(input_files)}: no text found")
     random.Random(random_seed).shuffle(documents)
@@ -205,4 +189,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

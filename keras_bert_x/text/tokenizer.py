@@ -126,9 +126,17 @@ class BertTokenizer(keras.layers.Layer):
         num_words = tf.reduce_sum(tf.cast(word_begins, tf.int32))
         word_start = tf.math.unsorted_segment_min(starts.flat_values, word_id, num_words)
         word_end = tf.math.unsorted_segment_max(ends.flat_values, word_id, num_words)
-        word_row = tf.math.unsorted_segment_min(pieces.value_rowids(), word_id, num_words)
-        word_text = tf.strings.substr(tf.gather(text, word_row), word_start, word_end - word_start)
-        too_long = tf.strings.length(word_text, unit="UTF8_CHAR") > self.max_chars_per_word
+        # Characters never outnumber bytes: only words over the limit in bytes need counting.
+        suspects = tf.where(word_end - word_start > self.max_chars_per_word)[:, 0]
+        suspect_row = tf.gather(tf.math.unsorted_segment_min(pieces.value_rowids(), word_id,
+                                                             num_words), suspects)
+        suspect_start = tf.gather(word_start, suspects)
+        suspect_text = tf.strings.substr(tf.gather(text, suspect_row), suspect_start,
+                                         tf.gather(word_end, suspects) - suspect_start)
+        too_long = tf.scatter_nd(
+            tf.expand_dims(suspects, 1),
+            tf.strings.length(suspect_text, unit="UTF8_CHAR") > self.max_chars_per_word,
+            tf.cast(tf.expand_dims(num_words, 0), tf.int64))
         long_piece = tf.gather(too_long, word_id)
         values = tf.where(long_piece, self.unk_id, flat)
         keep = tf.logical_or(tf.logical_not(long_piece), word_begins)
@@ -141,8 +149,19 @@ class BertTokenizer(keras.layers.Layer):
         if self.tflite_compatible:
             return self._wordpiece.tokenize(texts)
         text = self.normalize(texts)
-        pieces, starts, ends = self._wordpiece.tokenize_with_offsets(text)
-        return self._unk_long_words(text, pieces, starts, ends)
+        # A word longer than the limit lies inside a run of that many non-spaces (RE2 counts
+        # characters): only such rarely seen sentences need the slower offsets path.
+        suspect = tf.strings.regex_full_match(
+            text, f"(?s).*\\S{{{self.max_chars_per_word + 1},}}.*")
+        suspects = tf.where(suspect)[:, 0]
+        plain = self._wordpiece.tokenize(text)
+        suspect_text = tf.gather(text, suspects)
+        exact = self._unk_long_words(suspect_text,
+                                     *self._wordpiece.tokenize_with_offsets(suspect_text))
+        rows = tf.range(tf.shape(text, out_type=tf.int64)[0])
+        rank = tf.cumsum(tf.cast(suspect, tf.int64)) - 1
+        source = tf.where(suspect, tf.shape(text, out_type=tf.int64)[0] + rank, rows)
+        return tf.gather(tf.concat([plain, exact], axis=0), source)
 
     def call(self, inputs):
         if isinstance(inputs, tuple):

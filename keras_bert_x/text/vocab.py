@@ -16,12 +16,16 @@ from absl import app, flags
 from keras_bert_x.errors import BertInputError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("input", None, "Comma-separated globs of text files (.gz allowed).")
-flags.DEFINE_integer("vocab_size", 8000, "Target vocabulary size (an upper bound).")
-flags.DEFINE_string("output", None, "vocab.txt to write.")
-flags.DEFINE_bool("lower_case", True, "Lower-case and strip accents (an uncased vocabulary).")
-flags.DEFINE_integer("max_lines", 0, "Read at most this many lines (0: all).")
-flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
+
+
+def define_flags():
+    """The command line's flags (defined on demand: importing this module defines none)."""
+    flags.DEFINE_string("input", None, "Comma-separated globs of text files (.gz allowed).")
+    flags.DEFINE_integer("vocab_size", 8000, "Target vocabulary size (an upper bound).")
+    flags.DEFINE_string("output", None, "vocab.txt to write.")
+    flags.DEFINE_bool("lower_case", True, "Lower-case and strip accents (an uncased vocabulary).")
+    flags.DEFINE_integer("max_lines", 0, "Read at most this many lines (0: all).")
+    flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
 
 
 def learn_vocabulary(files, vocab_size, lower_case=True, max_lines=0):
@@ -71,4 +75,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -1,0 +1,103 @@
+"""Pretraining batches straight from text, with fresh NSP pairs and fresh masks every epoch.
+
+The corpus is tokenized once (tf-text, batched). Each epoch a seeded Python generator re-pairs
+sentences (the NSP algorithm of `instances.pairs_from_document`, ~15 us a pair), and masking
+runs in the tf.data graph with tf-text's `mask_language_model` (RandomItemSelector +
+MaskValuesChooser: 80% [MASK], 10% random, 10% unchanged), over whole words when asked. Batches
+match `pretraining_dataset`'s, so the trainer takes either.
+"""
+
+import random
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from keras_bert_x.data.corpus import expand_inputs, tokenize_documents
+from keras_bert_x.data.instances import MaskingConfig, Vocab, pairs_from_document
+from keras_bert_x.errors import BertInputError
+from keras_bert_x.text.tokenizer import load_vocabulary
+
+
+def _group_whole_words(ids, is_suffix, special):
+    """[B, (pieces)] -> [B, (words), (pieces)]: a "##" piece joins the piece before it."""
+    flat = ids.flat_values
+    suffix = tf.gather(is_suffix, flat)
+    is_special = tf.reduce_any(tf.equal(tf.expand_dims(flat, 1), special), axis=1)
+    previous_special = tf.concat([[True], is_special[:-1]], axis=0)
+    begins = tf.logical_not(suffix) | is_special | previous_special
+    words = tf.RaggedTensor.from_row_starts(flat, tf.where(begins)[:, 0])
+    words_per_row = tf.math.segment_sum(tf.cast(begins, tf.int64), ids.value_rowids())
+    return tf.RaggedTensor.from_row_lengths(words, words_per_row)
+
+
+class _Masker:
+    def __init__(self, vocab_tokens, config):
+        vocab = Vocab(vocab_tokens)
+        self.config = config
+        self.special = tf.constant([vocab.cls_id, vocab.sep_id, 0], tf.int64)
+        self.is_suffix = tf.constant(vocab.is_suffix)
+        self.selector = tf_text.RandomItemSelector(
+            max_selections_per_batch=config.max_predictions_per_seq,
+            selection_rate=config.masked_lm_prob, unselectable_ids=[vocab.cls_id, vocab.sep_id, 0])
+        self.chooser = tf_text.MaskValuesChooser(len(vocab_tokens), vocab.mask_id, 0.8)
+
+    def __call__(self, ids, segments, labels):
+        t, p = self.config.max_seq_length, self.config.max_predictions_per_seq
+        items = _group_whole_words(ids, self.is_suffix, self.special) \
+            if self.config.do_whole_word_mask else ids
+        masked, positions, originals = tf_text.mask_language_model(items, self.selector,
+                                                                   self.chooser)
+        if self.config.do_whole_word_mask:
+            masked = masked.merge_dims(1, 2)
+        batch = tf.shape(ids.row_splits)[0] - 1
+        dense = masked.to_tensor(shape=[None, t])
+        # Whole words may add up to more than P pieces: the extra pieces are left unmasked.
+        extra = positions[:, p:]
+        dense = tf.tensor_scatter_nd_update(
+            dense, tf.stack([extra.value_rowids(), extra.flat_values], axis=1),
+            originals[:, p:].flat_values)
+        positions, originals = positions[:, :p], originals[:, :p]
+        return {
+            "input_word_ids": tf.cast(dense, tf.int32),
+            "input_mask": tf.cast(tf.ones_like(ids).to_tensor(shape=[batch, t]), tf.int32),
+            "input_type_ids": tf.cast(segments.to_tensor(shape=[batch, t]), tf.int32),
+            "masked_lm_positions": tf.cast(positions.to_tensor(shape=[batch, p]), tf.int32),
+            "masked_lm_ids": tf.cast(originals.to_tensor(shape=[batch, p]), tf.int32),
+            "masked_lm_weights": tf.ones_like(originals, tf.float32).to_tensor(shape=[batch, p]),
+            "next_sentence_labels": tf.cast(labels, tf.int32),
+        }
+
+
+def dynamic_masking_dataset(file_patterns, vocab, batch_size, config=MaskingConfig(),
+                            lower_case=True, seed=0, input_context=None, shuffle_buffer=4096):
+    """An endless `tf.data.Dataset` of pretraining batches built from raw text files.
+
+    `vocab` is a vocab.txt path or token list; `batch_size` is per input pipeline. With an
+    `input_context`, each pipeline pairs a disjoint share of the documents.
+    """
+    files = expand_inputs(file_patterns)
+    tokens = load_vocabulary(vocab)
+    documents, _ = tokenize_documents(files, tokens, lower_case)
+    if not documents:
+        raise BertInputError(f"{','.join(files)}: no text found")
+    vocab_info = Vocab(tokens)
+    pipelines, pipeline_id = ((input_context.num_input_pipelines, input_context.input_pipeline_id)
+                              if input_context else (1, 0))
+
+    def pairs():
+        epoch = 0
+        while True:
+            rng = random.Random(f"{seed}-{pipeline_id}-{epoch}")
+            order = list(range(pipeline_id, len(documents), pipelines))
+            rng.shuffle(order)
+            for index in order:
+                yield from pairs_from_document(documents, index, config, vocab_info, rng)
+            epoch += 1
+
+    spec = (tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64),
+            tf.TensorSpec([], tf.bool))
+    dataset = tf.data.Dataset.from_generator(pairs, output_signature=spec)
+    dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+    dataset = dataset.ragged_batch(batch_size, drop_remainder=True)
+    dataset = dataset.map(_Masker(tokens, config), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
