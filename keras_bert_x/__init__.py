@@ -9,4 +9,14 @@ from keras_bert_x.errors import BertInputError
 from keras_bert_x.models.encoder import BertEncoder
 
 __version__ = "0.1.0"
-__all__ = ["PRESETS", "BertConfig", "BertEncoder", "BertInputError"]
+__all__ = ["PRESETS", "BertConfig", "BertEncoder", "BertInputError", "BertTokenizer"]
+
+
+def __getattr__(name):
+    # The tokenizer needs TensorFlow and tf-text; import them only when it is asked for, so the
+    # models stay importable under other Keras backends.
+    if name == "BertTokenizer":
+        from keras_bert_x.text.tokenizer import BertTokenizer
+
+        return BertTokenizer
+    raise AttributeError(f"module 'keras_bert_x' has no attribute {name!r}")

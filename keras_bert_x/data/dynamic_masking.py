@@ -41,22 +41,39 @@ class _Masker:
             selection_rate=config.masked_lm_prob, unselectable_ids=[vocab.cls_id, vocab.sep_id, 0])
         self.chooser = tf_text.MaskValuesChooser(len(vocab_tokens), vocab.mask_id, 0.8)
 
+    def _within_budget(self, positions, originals, budget):
+        """[B, (selected)] bool: the selected pieces that fit in `budget` without cutting a word.
+
+        tf-text caps the number of items (words) per row, not pieces; we keep the longest
+        prefix of whole words (positions are ascending) that has at most `budget` pieces.
+        """
+        pos = positions.to_tensor(default_value=-2)
+        previous = tf.pad(pos[:, :-1], [[0, 0], [1, 0]], constant_values=-2)
+        continues = (pos == previous + 1) & tf.gather(self.is_suffix, originals.to_tensor())
+        starts = tf.pad(~continues, [[0, 0], [0, 1]], constant_values=True)  # [B, M + 1]
+        k = tf.range(tf.shape(starts)[1], dtype=tf.int64)
+        fits = k <= tf.expand_dims(tf.minimum(positions.row_lengths(), budget), 1)
+        cut = tf.reduce_max(tf.where(starts & fits, k, 0), axis=1)
+        keep = tf.expand_dims(k[:-1], 0) < tf.expand_dims(cut, 1)  # [B, M]
+        return tf.RaggedTensor.from_tensor(keep, lengths=positions.row_lengths())
+
     def __call__(self, ids, segments, labels):
         t, p = self.config.max_seq_length, self.config.max_predictions_per_seq
         items = _group_whole_words(ids, self.is_suffix, self.special) \
             if self.config.do_whole_word_mask else ids
+        # Outputs are per piece ([B, (pieces)]) also when whole words were the items.
         masked, positions, originals = tf_text.mask_language_model(items, self.selector,
                                                                    self.chooser)
-        if self.config.do_whole_word_mask:
-            masked = masked.merge_dims(1, 2)
         batch = tf.shape(ids.row_splits)[0] - 1
         dense = masked.to_tensor(shape=[None, t])
-        # Whole words may add up to more than P pieces: the extra pieces are left unmasked.
-        extra = positions[:, p:]
+        keep = self._within_budget(positions, originals, p)
+        # Pieces of words past the budget go back to their original ids, unmasked.
+        dropped = tf.ragged.boolean_mask(positions, ~keep)
         dense = tf.tensor_scatter_nd_update(
-            dense, tf.stack([extra.value_rowids(), extra.flat_values], axis=1),
-            originals[:, p:].flat_values)
-        positions, originals = positions[:, :p], originals[:, :p]
+            dense, tf.stack([dropped.value_rowids(), dropped.flat_values], axis=1),
+            tf.ragged.boolean_mask(originals, ~keep).flat_values)
+        positions = tf.ragged.boolean_mask(positions, keep)
+        originals = tf.ragged.boolean_mask(originals, keep)
         return {
             "input_word_ids": tf.cast(dense, tf.int32),
             "input_mask": tf.cast(tf.ones_like(ids).to_tensor(shape=[batch, t]), tf.int32),

@@ -1,0 +1,113 @@
+"""The two training inputs: TFRecord batches (sharded for tf.distribute) and dynamic masking."""
+
+import gzip
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_bert_x as kbx
+from keras_bert_x.data.corpus import BUNDLED_CORPUS
+from keras_bert_x.data.create_pretraining_data import create_pretraining_data
+from keras_bert_x.data.dynamic_masking import dynamic_masking_dataset
+from keras_bert_x.data.instances import MaskingConfig, Vocab
+from keras_bert_x.data.pretraining_dataset import pretraining_dataset
+from keras_bert_x.text.tokenizer import load_vocabulary
+
+T, P = 64, 10
+KEYS = {"input_word_ids", "input_mask", "input_type_ids", "masked_lm_positions", "masked_lm_ids",
+        "masked_lm_weights", "next_sentence_labels"}
+
+
+@pytest.fixture(scope="module")
+def vocab_file(minilm_dir):
+    return os.path.join(minilm_dir, "vocab.txt")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    text = gzip.open(BUNDLED_CORPUS, "rt", encoding="utf-8").read()
+    docs = [d for d in text.split("\n\n") if d.strip()][:40]
+    path = tmp_path_factory.mktemp("c") / "brown40.txt"
+    path.write_text("\n\n".join(docs) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def shards(corpus, vocab_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("records")
+    files = [str(out / f"part-{i}.tfrecord") for i in range(4)]
+    create_pretraining_data([corpus], files, load_vocabulary(vocab_file), MaskingConfig(T, P),
+                            dupe_factor=1, gzip_compress=True)
+    return files
+
+
+def test_tfrecord_batches_have_model_names_and_dtypes(shards):
+    batch = next(iter(pretraining_dataset(shards, 8, T, P, seed=1)))
+    assert set(batch) == KEYS
+    assert batch["input_word_ids"].shape == (8, T) and batch["input_word_ids"].dtype == tf.int32
+    assert batch["masked_lm_weights"].dtype == tf.float32
+    assert batch["next_sentence_labels"].shape == (8,)
+
+
+def test_input_pipelines_see_disjoint_examples(shards):
+    def examples(pipelines, pipeline_id, files):
+        ctx = tf.distribute.InputContext(pipelines, pipeline_id, pipelines)
+        ds = pretraining_dataset(files, 1, T, P, is_training=False, input_context=ctx)
+        return {tuple(b["input_word_ids"].numpy()[0]) for b in ds}
+
+    everything = examples(1, 0, shards)
+    for files in (shards, shards[:1]):  # by file (4 files), by record (1 file)
+        a, b = examples(2, 0, files), examples(2, 1, files)
+        assert a and b and not a & b
+        assert a | b == examples(1, 0, files) <= everything
+
+
+def test_wrong_sequence_length_is_named(shards):
+    with pytest.raises(kbx.BertInputError, match="feature 'input_ids' has 64 values, expected 128"):
+        pretraining_dataset(shards, 8, 128, P)
+
+
+@pytest.mark.parametrize("whole_word", [False, True])
+def test_dynamic_masking(corpus, vocab_file, whole_word):
+    tf.random.set_seed(0)
+    config = MaskingConfig(T, P, do_whole_word_mask=whole_word)
+    ds = dynamic_masking_dataset(corpus, vocab_file, 32, config, seed=3)
+    batches = [{k: v.numpy() for k, v in b.items()} for b in ds.take(40)]
+    assert set(batches[0]) == KEYS and batches[0]["input_word_ids"].shape == (32, T)
+    data = {k: np.concatenate([b[k] for b in batches]) for k in KEYS}
+    vocab = Vocab(load_vocabulary(vocab_file))
+    n = len(data["input_mask"])
+    chosen = data["masked_lm_weights"] > 0
+    rows = np.repeat(np.arange(n), P).reshape(n, P)
+    originals = data["masked_lm_ids"][chosen]
+    shown = data["input_word_ids"][rows[chosen], data["masked_lm_positions"][chosen]]
+    assert not np.isin(originals, [vocab.cls_id, vocab.sep_id, 0]).any()
+    fraction = chosen.sum() / data["input_mask"].sum()
+    assert 0.10 <= fraction <= 0.16, fraction
+    assert 0.75 <= np.mean(shown == vocab.mask_id) <= 0.85
+    assert 0.4 <= data["next_sentence_labels"].mean() <= 0.6
+    # Everywhere but the chosen positions the input is the real text: restore and compare.
+    restored = data["input_word_ids"].copy()
+    restored[rows[chosen], data["masked_lm_positions"][chosen]] = originals
+    untouched = np.ones_like(restored, bool)
+    untouched[rows[chosen], data["masked_lm_positions"][chosen]] = False
+    assert (data["input_word_ids"][untouched] == restored[untouched]).all()
+    assert not np.isin(data["input_word_ids"][untouched & (data["input_mask"] > 0)],
+                       [vocab.mask_id]).any()
+    if whole_word:
+        masked = ~untouched
+        suffix = vocab.is_suffix[restored] & (data["input_mask"] > 0)
+        after_special = np.isin(restored[:, :-1], [vocab.cls_id, vocab.sep_id])
+        assert not (suffix[:, 1:] & ~after_special & (masked[:, 1:] != masked[:, :-1])).any()
+
+
+def test_dynamic_masks_change_between_epochs(corpus, vocab_file, tmp_path):
+    """The same sentence pair gets different masks each time it comes round."""
+    single = tmp_path / "one_doc.txt"
+    single.write_text("The cat sat on the mat today.\nIt was warm and sunny outside.\n")
+    ds = dynamic_masking_dataset(str(single), vocab_file, 1, MaskingConfig(T, P, short_seq_prob=0),
+                                 shuffle_buffer=1)
+    masks = {tuple(b["masked_lm_positions"].numpy()[0]) for b in ds.take(30)}
+    assert len(masks) > 3
