@@ -7,9 +7,11 @@
 from keras_bert_x.config import PRESETS, BertConfig
 from keras_bert_x.errors import BertInputError
 from keras_bert_x.models.encoder import BertEncoder
+from keras_bert_x.models.pretrainer import BertPretrainer
 
 __version__ = "0.1.0"
-__all__ = ["PRESETS", "BertConfig", "BertEncoder", "BertInputError", "BertTokenizer"]
+__all__ = ["PRESETS", "BertConfig", "BertEncoder", "BertInputError", "BertPretrainer",
+           "BertTokenizer"]
 
 
 def __getattr__(name):

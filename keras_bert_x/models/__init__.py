@@ -1,5 +1,6 @@
-"""Trainable networks: the encoder and (in later modules) the heads built on it."""
+"""Trainable networks: the encoder and the models with heads built on it."""
 
 from keras_bert_x.models.encoder import BertEncoder
+from keras_bert_x.models.pretrainer import BertPretrainer
 
-__all__ = ["BertEncoder"]
+__all__ = ["BertEncoder", "BertPretrainer"]
