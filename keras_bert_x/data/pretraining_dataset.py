@@ -55,13 +55,14 @@ def _to_model_names(parsed, v2):
 
 def pretraining_dataset(file_patterns, batch_size, max_seq_length=128,
                         max_predictions_per_seq=20, is_training=True, input_context=None,
-                        seed=None, shuffle_buffer=10000):
+                        seed=None, shuffle_buffer=10000, skip_batches=0):
     """A `tf.data.Dataset` of pretraining batches.
 
     `batch_size` is per input pipeline (the per-replica batch under tf.distribute). With an
     `input_context`, files are split between input pipelines when there are enough of them,
     records otherwise, so that no two pipelines see the same example. Training repeats forever
     and shuffles (seeded by `seed`); evaluation reads once, in order, keeping the last batch.
+    With a seed the order is fixed, so `skip_batches` resumes exactly where a run stopped.
     """
     files = expand_inputs(file_patterns)
     v2, compression = inspect_records(files[0], max_seq_length, max_predictions_per_seq)
@@ -80,11 +81,15 @@ def pretraining_dataset(file_patterns, batch_size, max_seq_length=128,
         lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
         cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=seed is not None or not is_training)
-    if shard_records:
-        dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if is_training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+    if shard_records:
+        # After the (seeded) shuffle: every pipeline sees the same stream and takes every n-th
+        # record, so a global batch holds the same examples whatever the number of workers.
+        dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     dataset = dataset.batch(batch_size, drop_remainder=is_training)
+    if skip_batches:
+        dataset = dataset.skip(skip_batches)  # before parsing: skipped batches cost only reading
     dataset = dataset.map(lambda r: _to_model_names(tf.io.parse_example(r, spec), v2),
                           num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

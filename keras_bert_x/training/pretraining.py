@@ -1,0 +1,223 @@
+"""`run_pretraining`: what `trainers/pretrain.py` does, as a library function."""
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+from keras_bert_x.config import BertConfig
+from keras_bert_x.errors import BertInputError
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    model_dir: str
+    train_data: Optional[str] = None       # TFRecord glob(s)
+    train_text: Optional[str] = None       # text glob(s): dynamic masking
+    eval_data: Optional[str] = None
+    config: Optional[str] = None           # BertConfig JSON
+    preset: str = "bert_tiny"
+    vocab_file: Optional[str] = None
+    init_checkpoint: Optional[str] = None
+    train_batch_size: int = 32             # global, per optimizer step
+    eval_batch_size: int = 64
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    num_train_steps: int = 1000
+    num_warmup_steps: int = 100
+    learning_rate: float = 1e-4
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    grad_accum_steps: int = 1
+    clip_norm: float = 1.0
+    mixed_precision: str = "float32"       # float32, mixed_bfloat16, mixed_float16
+    strategy: str = "default"
+    tpu: Optional[str] = None
+    save_checkpoints_steps: int = 500
+    keep_checkpoint_max: int = 3
+    log_steps: int = 50
+    eval_steps: int = 100                  # batches per evaluation
+    seed: int = 12345
+    whole_word_mask: bool = False
+    cluster_timeout: float = 120.0
+    progress: bool = True
+
+
+def _bert_config(cfg):
+    if cfg.config:
+        config = BertConfig.from_json_file(cfg.config)
+    else:
+        config = BertConfig.from_preset(cfg.preset)
+    if cfg.vocab_file:
+        from keras_bert_x.text.tokenizer import load_vocabulary
+
+        vocab = load_vocabulary(cfg.vocab_file)
+        if cfg.config and len(vocab) != config.vocab_size:
+            raise BertInputError(f"{cfg.vocab_file}: {len(vocab)} tokens, but {cfg.config} has "
+                                 f"vocab_size {config.vocab_size}")
+        config = dataclasses.replace(config, vocab_size=len(vocab))
+    if cfg.max_seq_length > config.max_position_embeddings:
+        raise BertInputError(f"--max_seq_length={cfg.max_seq_length} exceeds the model's "
+                             f"max_position_embeddings={config.max_position_embeddings}")
+    return config
+
+
+def _validate(cfg):
+    if bool(cfg.train_data) == bool(cfg.train_text):
+        raise BertInputError("give exactly one of --train_data (TFRecords) or --train_text")
+    if cfg.train_text and not cfg.vocab_file:
+        raise BertInputError("--train_text needs --vocab_file")
+    if cfg.train_batch_size % cfg.grad_accum_steps:
+        raise BertInputError(f"--train_batch_size={cfg.train_batch_size} is not divisible by "
+                             f"--grad_accum_steps={cfg.grad_accum_steps}")
+    if cfg.mixed_precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
+        raise BertInputError(f"--mixed_precision={cfg.mixed_precision}: choose float32, "
+                             "mixed_bfloat16 or mixed_float16")
+    from keras_bert_x.data.corpus import expand_inputs
+
+    for pattern in (cfg.train_data, cfg.train_text, cfg.eval_data):
+        if pattern:
+            expand_inputs(pattern)
+
+
+def _datasets(cfg, strategy, start_step):
+    from keras_bert_x.data.instances import MaskingConfig
+    from keras_bert_x.data.pretraining_dataset import inspect_records, pretraining_dataset
+
+    def train_fn(ctx):
+        per_replica = ctx.get_per_replica_batch_size(cfg.train_batch_size)
+        if cfg.train_text:
+            from keras_bert_x.data.dynamic_masking import dynamic_masking_dataset
+
+            masking = MaskingConfig(cfg.max_seq_length, cfg.max_predictions_per_seq,
+                                    do_whole_word_mask=cfg.whole_word_mask)
+            return dynamic_masking_dataset(cfg.train_text, cfg.vocab_file, per_replica, masking,
+                                           seed=cfg.seed, input_context=ctx)
+        # Each pipeline feeds its replicas one batch each per step: skip what was consumed.
+        consumed = start_step * (ctx.num_replicas_in_sync // ctx.num_input_pipelines)
+        return pretraining_dataset(cfg.train_data, per_replica, cfg.max_seq_length,
+                                   cfg.max_predictions_per_seq, input_context=ctx, seed=cfg.seed,
+                                   skip_batches=consumed)
+
+    if cfg.train_data:
+        from keras_bert_x.data.corpus import expand_inputs
+
+        inspect_records(expand_inputs(cfg.train_data)[0], cfg.max_seq_length,
+                        cfg.max_predictions_per_seq)  # bad files fail here, in one line
+    train = strategy.distribute_datasets_from_function(train_fn)
+    evaluation = None
+    if cfg.eval_data:
+        def eval_fn(ctx):
+            return pretraining_dataset(cfg.eval_data,
+                                       ctx.get_per_replica_batch_size(cfg.eval_batch_size),
+                                       cfg.max_seq_length, cfg.max_predictions_per_seq,
+                                       is_training=False, input_context=ctx)
+        evaluation = lambda: strategy.distribute_datasets_from_function(eval_fn)  # noqa: E731
+    return train, evaluation
+
+
+def _task():
+    """(is_chief, task id) from TF_CONFIG; a single process is its own chief."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task = tf_config.get("task", {})
+    return task.get("type", "worker") in ("chief",) or (
+        task.get("type", "worker") == "worker" and task.get("index", 0) == 0
+        and "chief" not in tf_config.get("cluster", {})), task.get("index", 0)
+
+
+def run_pretraining(cfg):
+    """Trains a BertPretrainer; returns the last metrics. Resumes from `model_dir` if it can."""
+    from tqdm import tqdm
+
+    from keras_bert_x.models.encoder import BertEncoder
+    from keras_bert_x.models.pretrainer import BertPretrainer
+    from keras_bert_x.training.checkpoints import CheckpointKeeper, StopFlag, initialize_from
+    from keras_bert_x.training.loop import PretrainingLoop
+    from keras_bert_x.training.optimization import create_optimizer
+    from keras_bert_x.training.strategy import create_strategy
+
+    _validate(cfg)
+    config = _bert_config(cfg)
+    keras.utils.set_random_seed(cfg.seed)
+    keras.mixed_precision.set_global_policy(cfg.mixed_precision)
+    strategy = create_strategy(cfg.strategy, cfg.tpu, cfg.cluster_timeout)
+    is_chief, task_id = _task()
+    with strategy.scope():
+        pretrainer = BertPretrainer(BertEncoder(config))
+        optimizer = create_optimizer(cfg.optimizer, cfg.learning_rate, cfg.num_train_steps,
+                                     cfg.num_warmup_steps, cfg.weight_decay)
+        loop = PretrainingLoop(strategy, pretrainer, optimizer, cfg.grad_accum_steps,
+                               cfg.clip_norm, loss_scale=2.0 ** 15
+                               if cfg.mixed_precision == "mixed_float16" else 0.0)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    keeper = CheckpointKeeper(os.path.join(cfg.model_dir, "checkpoints"), cfg.keep_checkpoint_max,
+                              is_chief, task_id, model=pretrainer, optimizer=optimizer, step=step,
+                              loss_scale=loop.loss_scale)
+    if keeper.restore_latest():
+        print(f"resumed from {keeper.latest} at step {int(step.numpy())}", file=sys.stderr)
+    elif cfg.init_checkpoint:
+        loaded = initialize_from(cfg.init_checkpoint, pretrainer)
+        print(f"initialized {loaded} from {cfg.init_checkpoint}", file=sys.stderr)
+    start = int(step.numpy())
+    train, evaluation = _datasets(cfg, strategy, start)
+    iterator = iter(train)
+
+    os.makedirs(cfg.model_dir, exist_ok=True)
+    writer = tf.summary.create_file_writer(os.path.join(cfg.model_dir, "train")) \
+        if is_chief else tf.summary.create_noop_writer()
+    log = open(os.path.join(cfg.model_dir, "metrics.jsonl"), "a") if is_chief else None
+    stop = StopFlag()
+    bar = tqdm(total=cfg.num_train_steps, initial=start, disable=not (cfg.progress and is_chief),
+               file=sys.stderr, unit="step")
+    metrics, last_time, last_step = {}, time.time(), start
+    try:
+        while int(step.numpy()) < cfg.num_train_steps:
+            metrics = loop.train_step(iterator)
+            step.assign_add(1)
+            current = int(step.numpy())
+            metrics["learning_rate"] = float(optimizer.learning_rate(current - 1)) \
+                if callable(optimizer.learning_rate) else float(optimizer.learning_rate)
+            if log:
+                log.write(json.dumps({"step": current, **metrics}) + "\n")
+                log.flush()
+            bar.update(1)
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", lr=f"{metrics['learning_rate']:.2e}")
+            if current % cfg.log_steps == 0 or current == cfg.num_train_steps:
+                elapsed = time.time() - last_time
+                rate = (current - last_step) / max(elapsed, 1e-9)
+                with writer.as_default(step=current):
+                    for name, value in metrics.items():
+                        tf.summary.scalar(name, value)
+                    tf.summary.scalar("steps_per_second", rate)
+                    tf.summary.scalar("examples_per_second", rate * cfg.train_batch_size)
+                last_time, last_step = time.time(), current
+            if current % cfg.save_checkpoints_steps == 0 or stop.requested:
+                keeper.save(current)
+            if stop.requested:
+                print(f"SIGTERM: saved checkpoint at step {current}, exiting", file=sys.stderr)
+                raise SystemExit(143)
+        if keeper.latest is None or not keeper.latest.endswith(f"-{int(step.numpy())}"):
+            keeper.save(int(step.numpy()))
+    finally:
+        bar.close()
+        if log:
+            log.close()
+    if evaluation is not None:
+        eval_metrics = loop.evaluate(evaluation(), max_batches=cfg.eval_steps)
+        print("eval " + json.dumps(eval_metrics), file=sys.stderr)
+        if is_chief:
+            with open(os.path.join(cfg.model_dir, "eval_metrics.json"), "w") as f:
+                json.dump(eval_metrics, f, indent=2)
+        metrics = {**metrics, **{f"eval_{k}": v for k, v in eval_metrics.items()}}
+    if is_chief:
+        if cfg.vocab_file:
+            from keras_bert_x.text.tokenizer import load_vocabulary
+
+            pretrainer.vocabulary = load_vocabulary(cfg.vocab_file)
+        pretrainer.save_pretrained(os.path.join(cfg.model_dir, "pretrained"), overwrite=True)
+    return metrics
