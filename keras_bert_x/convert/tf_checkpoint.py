@@ -57,3 +57,13 @@ def read_bert_config(path):
         if os.path.isfile(os.path.join(path, name)):
             return BertConfig.from_json_file(os.path.join(path, name))
     raise BertInputError(f"{os.path.join(path, 'bert_config.json')}: config file not found")
+
+
+def open_directory(path):
+    """(config, prefix, {name: shape}, get_tensor) of a directory with a TF checkpoint."""
+    config = read_bert_config(path)
+    prefix = find_checkpoint_prefix(path)
+    if prefix is None:
+        raise BertInputError(f"{path}: no TensorFlow checkpoint (*.index) found")
+    reader, shapes = open_checkpoint(prefix)
+    return config, prefix, shapes, tensor_getter(reader, shapes, prefix)

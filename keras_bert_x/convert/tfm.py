@@ -65,11 +65,7 @@ def source_map(config, root):
 
 def read(path):
     """(config, canonical tensors) of a Model Garden BertEncoder checkpoint directory."""
-    config = tf_checkpoint.read_bert_config(path)
-    prefix = tf_checkpoint.find_checkpoint_prefix(path)
-    if prefix is None:
-        raise BertInputError(f"{path}: no TensorFlow checkpoint (*.index) found")
-    reader, shapes = tf_checkpoint.open_checkpoint(prefix)
+    config, prefix, shapes, get = tf_checkpoint.open_directory(path)
     root = find_root(shapes)
     if root is None:
         raise BertInputError(f"{prefix}: no Model Garden BertEncoder in this checkpoint "
@@ -77,5 +73,4 @@ def read(path):
     if any(n.startswith(root + "_embedding_projection/") for n in shapes):
         raise BertInputError(f"{prefix}: encoder uses a factorized embedding "
                              "(embedding_width != hidden_size), which BERT configs cannot express")
-    get = tf_checkpoint.tensor_getter(reader, shapes, prefix)
     return config, gather_tensors(config, source_map(config, root), get, prefix)

@@ -1,7 +1,7 @@
 """`TransformerEncoderBlock`: BERT's post-LayerNorm encoder block."""
 
 import keras
-from keras import ops
+from keras import ops  # noqa: F401  (used by the docstring example)
 
 from keras_bert_x.config import ACTIVATIONS
 from keras_bert_x.layers.attention import MultiHeadSelfAttention

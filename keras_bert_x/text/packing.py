@@ -17,7 +17,6 @@ def pair_lengths(len_a, len_b, budget):
     """
     swap = len_a > len_b
     short = tf.where(swap, len_b, len_a)
-    long_ = tf.where(swap, len_a, len_b)
     new_long = tf.where(short > budget, short, tf.maximum(short, budget - short))
     over = short + new_long > budget
     new_short = tf.where(over, budget // 2, short)

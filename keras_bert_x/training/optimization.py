@@ -56,6 +56,8 @@ class Lamb(keras.optimizers.Optimizer):
             return
         super().build(variables)
         self._m, self._v = self.add_optimizer_variables(variables, ["m", "v"])
+        # Decided here, on Keras variables: update_step may see the backend's raw variable.
+        self._excluded = [is_excluded(v) for v in variables]
 
     def update_step(self, gradient, variable, learning_rate):
         lr = ops.cast(learning_rate, variable.dtype)
@@ -68,7 +70,7 @@ class Lamb(keras.optimizers.Optimizer):
         m_hat = m / (1 - ops.power(ops.cast(self.beta_1, variable.dtype), step))
         v_hat = v / (1 - ops.power(ops.cast(self.beta_2, variable.dtype), step))
         update = m_hat / (ops.sqrt(v_hat) + self.epsilon)
-        if not is_excluded(variable):
+        if not self._excluded[index]:
             update = update + self.lamb_weight_decay * variable
             w_norm, u_norm = ops.norm(variable), ops.norm(update)
             ratio = ops.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, 1.0)

@@ -37,7 +37,7 @@ def tpu_strategy(tpu, probe_timeout=5.0):
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, tf.errors.OpError, RuntimeError) as e:
+    except (ValueError, OSError, tf.errors.OpError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BertInputError(f"--tpu={tpu}: {first}") from None
     return tf.distribute.TPUStrategy(resolver)

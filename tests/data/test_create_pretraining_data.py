@@ -1,6 +1,5 @@
 """create_pretraining_data: statistics, whole-word masking, determinism, interop, bad input."""
 
-import gzip
 import os
 import random
 import subprocess
@@ -8,13 +7,12 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from keras_bert_x.data.corpus import BUNDLED_CORPUS
 from keras_bert_x.data.create_pretraining_data import create_pretraining_data
 from keras_bert_x.data.instances import MaskingConfig, Vocab
 from keras_bert_x.data.pretraining_dataset import pretraining_dataset
 from keras_bert_x.text.tokenizer import load_vocabulary
+from tests.helpers import write_brown_subset
 
 T, P = 128, 20
 
@@ -27,11 +25,7 @@ def vocab_file(minilm_dir):
 @pytest.fixture(scope="module")
 def small_corpus(tmp_path_factory):
     """The first 200 documents of the bundled Brown corpus, as plain text."""
-    text = gzip.open(BUNDLED_CORPUS, "rt", encoding="utf-8").read()
-    docs = [d for d in text.split("\n\n") if d.strip()][:200]
-    path = tmp_path_factory.mktemp("corpus") / "brown200.txt"
-    path.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
-    return str(path)
+    return write_brown_subset(tmp_path_factory.mktemp("corpus") / "brown200.txt", 200)
 
 
 def _generate(corpus, vocab_file, out, whole_word=False, seed=7, workers=0, dupe=2):

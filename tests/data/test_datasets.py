@@ -1,6 +1,5 @@
 """The two training inputs: TFRecord batches (sharded for tf.distribute) and dynamic masking."""
 
-import gzip
 import os
 
 import numpy as np
@@ -8,12 +7,12 @@ import pytest
 import tensorflow as tf
 
 import keras_bert_x as kbx
-from keras_bert_x.data.corpus import BUNDLED_CORPUS
 from keras_bert_x.data.create_pretraining_data import create_pretraining_data
 from keras_bert_x.data.dynamic_masking import dynamic_masking_dataset
 from keras_bert_x.data.instances import MaskingConfig, Vocab
 from keras_bert_x.data.pretraining_dataset import pretraining_dataset
 from keras_bert_x.text.tokenizer import load_vocabulary
+from tests.helpers import write_brown_subset
 
 T, P = 64, 10
 KEYS = {"input_word_ids", "input_mask", "input_type_ids", "masked_lm_positions", "masked_lm_ids",
@@ -27,11 +26,7 @@ def vocab_file(minilm_dir):
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    text = gzip.open(BUNDLED_CORPUS, "rt", encoding="utf-8").read()
-    docs = [d for d in text.split("\n\n") if d.strip()][:40]
-    path = tmp_path_factory.mktemp("c") / "brown40.txt"
-    path.write_text("\n\n".join(docs) + "\n")
-    return str(path)
+    return write_brown_subset(tmp_path_factory.mktemp("c") / "brown40.txt", 40)
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +106,12 @@ def test_dynamic_masks_change_between_epochs(corpus, vocab_file, tmp_path):
                                  shuffle_buffer=1)
     masks = {tuple(b["masked_lm_positions"].numpy()[0]) for b in ds.take(30)}
     assert len(masks) > 3
+
+
+def test_missing_feature_is_named(tmp_path):
+    example = tf.train.Example(features=tf.train.Features(feature={
+        "input_ids": tf.train.Feature(int64_list=tf.train.Int64List(value=[1] * T))}))
+    with tf.io.TFRecordWriter(str(tmp_path / "bad.tfrecord")) as writer:
+        writer.write(example.SerializeToString())
+    with pytest.raises(kbx.BertInputError, match="feature 'input_mask' is missing"):
+        pretraining_dataset(str(tmp_path / "bad.tfrecord"), 8, T, P)

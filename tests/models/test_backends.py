@@ -1,6 +1,5 @@
 """The same weights give the same outputs under Keras's torch backend as under TensorFlow."""
 
-import json
 import os
 import subprocess
 import sys

@@ -1,6 +1,5 @@
 """Fixtures for trainer tests: a small TFRecord file and a dropout-free tiny config."""
 
-import gzip
 import json
 import os
 import subprocess
@@ -8,10 +7,10 @@ import sys
 
 import pytest
 
-from keras_bert_x.data.corpus import BUNDLED_CORPUS
 from keras_bert_x.data.create_pretraining_data import create_pretraining_data
 from keras_bert_x.data.instances import MaskingConfig
 from keras_bert_x.text.tokenizer import load_vocabulary
+from tests.helpers import write_brown_subset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 T, P = 32, 5
@@ -22,8 +21,7 @@ def train_files(tmp_path_factory, minilm_dir):
     """(records, vocab.txt, config.json): 60 Brown documents, a 2-layer model without dropout
     (dropout draws differ per device, so strategies can only agree without it)."""
     out = tmp_path_factory.mktemp("train")
-    docs = [d for d in gzip.open(BUNDLED_CORPUS, "rt").read().split("\n\n") if d.strip()][:60]
-    (out / "corpus.txt").write_text("\n\n".join(docs) + "\n")
+    write_brown_subset(out / "corpus.txt", 60)
     vocab_file = os.path.join(minilm_dir, "vocab.txt")
     create_pretraining_data([str(out / "corpus.txt")], [str(out / "train.tfrecord")],
                             load_vocabulary(vocab_file), MaskingConfig(T, P), dupe_factor=1)

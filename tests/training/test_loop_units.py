@@ -1,0 +1,89 @@
+"""In-process checks of the loop, optimizers and schedule (no subprocesses)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_bert_x as kbx
+from keras_bert_x.training.loop import PretrainingLoop
+from keras_bert_x.training.optimization import Lamb, WarmupPolynomialDecay, create_optimizer
+
+
+def _batch(vocab=101, batch=4, seq=12, predictions=3, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, vocab, (batch, seq)).astype("int32")
+    return {"input_word_ids": ids, "input_mask": np.ones_like(ids),
+            "input_type_ids": np.zeros_like(ids),
+            "masked_lm_positions": rng.integers(1, seq, (batch, predictions)).astype("int32"),
+            "masked_lm_ids": rng.integers(5, vocab, (batch, predictions)).astype("int32"),
+            "masked_lm_weights": np.ones((batch, predictions), "float32"),
+            "next_sentence_labels": rng.integers(0, 2, batch).astype("int32")}
+
+
+def _loop(optimizer_name="adamw", policy="float32", loss_scale=0.0):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        strategy = tf.distribute.get_strategy()
+        config = kbx.BertConfig.from_preset("bert_tiny", vocab_size=101, hidden_size=32,
+                                            num_attention_heads=2, intermediate_size=64,
+                                            max_position_embeddings=16)
+        model = kbx.BertPretrainer(kbx.BertEncoder(config))
+        optimizer = create_optimizer(optimizer_name, 1e-3, 100, 2)
+        return PretrainingLoop(strategy, model, optimizer, loss_scale=loss_scale), model
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("name", ["adamw", "lamb"])
+def test_loss_goes_down_on_a_repeated_batch(name):
+    loop, _ = _loop(name)
+    data = tf.data.Dataset.from_tensors(_batch()).repeat()
+    iterator = iter(data)
+    first = loop.train_step(iterator)["loss"]
+    for _ in range(20):
+        last = loop.train_step(iterator)["loss"]
+    assert np.isfinite(last) and last < first
+
+
+@pytest.mark.parametrize("policy,loss_scale", [("mixed_bfloat16", 0.0), ("mixed_float16", 2.0 ** 15)])
+def test_mixed_precision_steps_are_finite(policy, loss_scale):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        loop, model = _loop(policy=policy, loss_scale=loss_scale)
+        iterator = iter(tf.data.Dataset.from_tensors(_batch()).repeat())
+        metrics = [loop.train_step(iterator) for _ in range(3)]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert all(np.isfinite(m["loss"]) for m in metrics)
+    assert model.trainable_variables[0].dtype == "float32"
+
+
+def test_adamw_and_lamb_exclude_layer_norm_and_bias():
+    variables = {"kernel": keras.Variable(np.ones((4, 4), "float32") * 3, name="kernel"),
+                 "bias": keras.Variable(np.ones(4, "float32") * 3, name="bias"),
+                 "gamma": keras.Variable(np.ones(4, "float32") * 3, name="gamma")}
+    for optimizer in (create_optimizer("adamw", 0.1, 10, 0, weight_decay=0.5),
+                      Lamb(learning_rate=0.1, lamb_weight_decay=0.5)):
+        values = {k: keras.Variable(v.numpy(), name=k) for k, v in variables.items()}
+        optimizer.apply_gradients([(tf.zeros_like(v), v) for v in values.values()])
+        # Zero gradients: only weight decay moves a variable.
+        assert not np.allclose(values["kernel"].numpy(), 3.0)
+        np.testing.assert_allclose(values["bias"].numpy(), 3.0)
+        np.testing.assert_allclose(values["gamma"].numpy(), 3.0)
+
+
+def test_lamb_trust_ratio_only_for_adapted_variables():
+    kernel = keras.Variable(np.full((2, 2), 10.0, "float32"), name="kernel")
+    bias = keras.Variable(np.full(2, 10.0, "float32"), name="bias")
+    lamb = Lamb(learning_rate=0.01, lamb_weight_decay=0.0)
+    lamb.apply_gradients([(tf.ones((2, 2)), kernel), (tf.ones(2), bias)])
+    # Adam's first step is ~lr·sign(g) = 0.01; the trust ratio ‖w‖/‖u‖ = 10 scales the kernel's.
+    np.testing.assert_allclose(10.0 - kernel.numpy(), 0.1, rtol=1e-3)
+    np.testing.assert_allclose(10.0 - bias.numpy(), 0.01, rtol=1e-3)
+
+
+def test_warmup_then_linear_decay():
+    schedule = WarmupPolynomialDecay(1.0, warmup_steps=10, total_steps=110)
+    values = [float(schedule(s)) for s in (0, 5, 10, 60, 110, 200)]
+    np.testing.assert_allclose(values, [0.0, 0.5, 1.0, 0.5, 0.0, 0.0], atol=1e-6)

@@ -1,0 +1,108 @@
+"""trainers/pretrain.py: resume after kill -9, Model Garden records, bad input, TPU errors."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.training.conftest import P, ROOT, T, common_args, losses, run_script
+
+
+def test_kill_9_then_resume_gives_the_same_losses(train_files, tmp_path):
+    args = common_args(train_files, num_train_steps=12, save_checkpoints_steps=2)
+    reference = tmp_path / "reference"
+    run = run_script("pretrain.py", f"--model_dir={reference}", *args)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    killed = tmp_path / "killed"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "trainers", "pretrain.py"),
+                             f"--model_dir={killed}", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # wait for a checkpoint past step 4, then kill -9
+        done = losses(killed) if (killed / "metrics.jsonl").exists() else {}
+        if max(done, default=0) >= 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    interrupted_at = max(losses(killed))
+    assert interrupted_at < 12, "the run finished before it could be killed"
+
+    resumed = run_script("pretrain.py", f"--model_dir={killed}", *args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stderr
+    expected, got = losses(reference), losses(killed)  # later lines overwrite replayed steps
+    for step in range(1, 13):
+        assert abs(expected[step] - got[step]) <= 1e-5, (step, expected[step], got[step])
+
+
+def test_sigterm_saves_a_checkpoint(train_files, tmp_path):
+    args = common_args(train_files, num_train_steps=400, save_checkpoints_steps=1000)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "trainers", "pretrain.py"),
+                             f"--model_dir={tmp_path}", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (tmp_path / "metrics.jsonl").exists():
+        time.sleep(0.05)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr[-2000:]
+    assert "SIGTERM: saved checkpoint at step" in stderr
+    assert any(p.name.endswith(".index") for p in (tmp_path / "checkpoints").iterdir())
+
+
+def test_trains_on_model_garden_records(train_files, tmp_path):
+    from official.nlp.data import create_pretraining_data as mg
+    from official.nlp.tools import tokenization
+
+    records, vocab, _ = train_files
+    corpus = os.path.join(os.path.dirname(records), "corpus.txt")
+    tokenizer = tokenization.FullTokenizer(vocab_file=vocab, do_lower_case=True)
+    instances = mg.create_training_instances([corpus], tokenizer,
+                                             mg.get_processor_text_fn(False, True), T, 1, 0.1,
+                                             0.15, P, random.Random(3))
+    mg_file = str(tmp_path / "mg.tfrecord")
+    mg.write_instance_to_example_files(instances, tokenizer, T, P, [mg_file], False, False)
+    run = run_script("pretrain.py", f"--model_dir={tmp_path / 'run'}",
+                     *common_args(train_files, train_data=mg_file, num_train_steps=3))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "run" / "pretrained" / "model.weights.h5").exists()
+    assert any(p.name.startswith("events.") for p in (tmp_path / "run" / "train").iterdir())
+
+
+@pytest.mark.parametrize("case", ["no_match", "bad_features", "init_shapes", "bad_tpu",
+                                  "tpu_name"])
+def test_bad_input_one_error_line(train_files, tmp_path, case, minilm_dir):
+    model_dir = tmp_path / "run"
+    (model_dir / "checkpoints").mkdir(parents=True)
+    (model_dir / "checkpoints" / "keep.txt").write_text("existing")
+    overrides, expected = {}, ""
+    if case == "no_match":
+        overrides, expected = {"train_data": str(tmp_path / "none-*.tfrecord")}, "no input file matches"
+    elif case == "bad_features":
+        overrides = {"max_seq_length": 64}
+        expected = "feature 'input_ids' has 32 values, expected 64 (check --max_seq_length)"
+    elif case == "init_shapes":
+        overrides = {"init_checkpoint": minilm_dir}
+        expected = "hidden_size is 384 but the training config has 32"
+    elif case == "bad_tpu":
+        overrides, expected = {"tpu": "grpc://127.0.0.1:1"}, "cannot reach the TPU"
+    else:
+        overrides, expected = {"tpu": "no-such-tpu-xyz"}, "--tpu=no-such-tpu-xyz"
+    start = time.time()
+    run = run_script("pretrain.py", f"--model_dir={model_dir}",
+                     *common_args(train_files, **overrides), timeout=120)
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 1 and len(errors) == 1, run.stderr[-3000:]
+    assert expected in errors[0], errors[0]
+    assert "Traceback" not in run.stderr
+    assert time.time() - start < 90
+    assert sorted(p.name for p in (model_dir / "checkpoints").iterdir()) == ["keep.txt"]
