@@ -122,12 +122,12 @@ def _datasets(cfg, strategy, start_step):
 
 
 def _task():
-    """(is_chief, task id) from TF_CONFIG; a single process is its own chief."""
+    """(is_chief, task index) from TF_CONFIG; a single process is its own chief."""
     tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
     task = tf_config.get("task", {})
-    return task.get("type", "worker") in ("chief",) or (
-        task.get("type", "worker") == "worker" and task.get("index", 0) == 0
-        and "chief" not in tf_config.get("cluster", {})), task.get("index", 0)
+    kind, index = task.get("type", "worker"), task.get("index", 0)
+    has_chief = "chief" in tf_config.get("cluster", {})
+    return kind == "chief" or (kind == "worker" and index == 0 and not has_chief), index
 
 
 def run_pretraining(cfg):
@@ -180,8 +180,7 @@ def run_pretraining(cfg):
             metrics = loop.train_step(iterator)
             step.assign_add(1)
             current = int(step.numpy())
-            metrics["learning_rate"] = float(optimizer.learning_rate(current - 1)) \
-                if callable(optimizer.learning_rate) else float(optimizer.learning_rate)
+            metrics["learning_rate"] = float(optimizer.learning_rate)  # for the next step
             if log:
                 log.write(json.dumps({"step": current, **metrics}) + "\n")
                 log.flush()
