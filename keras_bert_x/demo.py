@@ -43,24 +43,12 @@ def minilm_dir():
     return os.path.join(spec.submodule_search_locations[0], "model")
 
 
-def tokenize(texts, vocab, max_len=64):
-    """[CLS] text [SEP] ids with tf-text's WordPiece (uncased), padded to the batch's longest."""
-    import tensorflow_text as tf_text
-
-    tokenizer = tf_text.FastBertTokenizer(list(vocab), lower_case_nfd_strip_accents=True)
-    pieces = tokenizer.tokenize(texts).to_list()
-    cls_id, sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
-    rows = [[cls_id] + p[: max_len - 2] + [sep_id] for p in pieces]
-    width = max(len(r) for r in rows)
-    ids = np.array([r + [0] * (width - len(r)) for r in rows], "int32")
-    return {"input_word_ids": ids, "input_mask": (ids > 0).astype("int32"),
-            "input_type_ids": np.zeros_like(ids)}
-
-
 def embed(encoder, texts):
-    batch = tokenize(texts, encoder.vocabulary)
+    from keras_bert_x.text.tokenizer import BertTokenizer
+
+    batch = BertTokenizer(encoder.vocabulary, max_seq_length=64)(texts)
     seq = np.asarray(encoder(batch)["sequence_output"])
-    mask = batch["input_mask"][..., None]
+    mask = np.asarray(batch["input_mask"])[..., None]
     mean = (seq * mask).sum(1) / mask.sum(1)
     return mean / np.linalg.norm(mean, axis=-1, keepdims=True)
 

@@ -8,55 +8,40 @@ from keras_bert_x.convert.layout import SourceTensor, gather_tensors
 from keras_bert_x.errors import BertInputError
 
 
-def head_tensor_shapes(config):
+# canonical name -> (Google's name, HF's name, source shape, conversion, as used by both).
+def _head_tensors(config):
     h, v = config.hidden_size, config.vocab_size
+    p = "cls/predictions"
     return {
-        "cls/predictions/transform/dense/kernel": (h, h),
-        "cls/predictions/transform/dense/bias": (h,),
-        "cls/predictions/transform/LayerNorm/gamma": (h,),
-        "cls/predictions/transform/LayerNorm/beta": (h,),
-        "cls/predictions/output_bias": (v,),
-        "cls/seq_relationship/output_weights": (h, 2),
-        "cls/seq_relationship/output_bias": (2,),
+        f"{p}/transform/dense/kernel": (f"{p}/transform/dense/kernel",
+                                        "cls.predictions.transform.dense.weight", (h, h)),
+        f"{p}/transform/dense/bias": (f"{p}/transform/dense/bias",
+                                      "cls.predictions.transform.dense.bias", (h,)),
+        f"{p}/transform/LayerNorm/gamma": (f"{p}/transform/LayerNorm/gamma",
+                                           "cls.predictions.transform.LayerNorm.weight", (h,)),
+        f"{p}/transform/LayerNorm/beta": (f"{p}/transform/LayerNorm/beta",
+                                          "cls.predictions.transform.LayerNorm.bias", (h,)),
+        f"{p}/output_bias": (f"{p}/output_bias", "cls.predictions.bias", (v,)),
+        "cls/seq_relationship/output_weights": ("cls/seq_relationship/output_weights",
+                                                "cls.seq_relationship.weight", (2, h)),
+        "cls/seq_relationship/output_bias": ("cls/seq_relationship/output_bias",
+                                             "cls.seq_relationship.bias", (2,)),
     }
 
 
 def _source_map(config, source):
-    h, v = config.hidden_size, config.vocab_size
-    if source == "google":
-        return {
-            "cls/predictions/transform/dense/kernel": SourceTensor(
-                "cls/predictions/transform/dense/kernel", (h, h)),
-            "cls/predictions/transform/dense/bias": SourceTensor(
-                "cls/predictions/transform/dense/bias", (h,)),
-            "cls/predictions/transform/LayerNorm/gamma": SourceTensor(
-                "cls/predictions/transform/LayerNorm/gamma", (h,)),
-            "cls/predictions/transform/LayerNorm/beta": SourceTensor(
-                "cls/predictions/transform/LayerNorm/beta", (h,)),
-            "cls/predictions/output_bias": SourceTensor("cls/predictions/output_bias", (v,)),
-            "cls/seq_relationship/output_weights": SourceTensor(
-                "cls/seq_relationship/output_weights", (2, h), "transpose"),
-            "cls/seq_relationship/output_bias": SourceTensor("cls/seq_relationship/output_bias",
-                                                             (2,)),
-        }
-    if source == "hf":
-        return {
-            "cls/predictions/transform/dense/kernel": SourceTensor(
-                "cls.predictions.transform.dense.weight", (h, h), "transpose"),
-            "cls/predictions/transform/dense/bias": SourceTensor(
-                "cls.predictions.transform.dense.bias", (h,)),
-            "cls/predictions/transform/LayerNorm/gamma": SourceTensor(
-                "cls.predictions.transform.LayerNorm.weight", (h,)),
-            "cls/predictions/transform/LayerNorm/beta": SourceTensor(
-                "cls.predictions.transform.LayerNorm.bias", (h,)),
-            "cls/predictions/output_bias": SourceTensor("cls.predictions.bias", (v,)),
-            "cls/seq_relationship/output_weights": SourceTensor(
-                "cls.seq_relationship.weight", (2, h), "transpose"),
-            "cls/seq_relationship/output_bias": SourceTensor("cls.seq_relationship.bias", (2,)),
-        }
-    raise BertInputError(f"pretraining heads cannot be read from a '{source}' checkpoint "
-                         "(Model Garden checkpoints hold the encoder only); load the encoder "
-                         "with BertEncoder.from_pretrained and start the heads fresh")
+    if source not in ("google", "hf"):
+        raise BertInputError(f"pretraining heads cannot be read from a '{source}' checkpoint "
+                             "(Model Garden checkpoints hold the encoder only); load the encoder "
+                             "with BertEncoder.from_pretrained and start the heads fresh")
+    out = {}
+    for canonical, (google, hf, shape) in _head_tensors(config).items():
+        # Both store the NSP weights as [2, H]; HF also keeps Linear kernels as [out, in].
+        transpose = canonical.endswith("output_weights") or (
+            source == "hf" and canonical.endswith("/kernel"))
+        out[canonical] = SourceTensor(google if source == "google" else hf, shape,
+                                      "transpose" if transpose else "identity")
+    return out
 
 
 def read_head_tensors(checkpoint, where):

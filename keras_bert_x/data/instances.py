@@ -130,11 +130,6 @@ def mask_batch(sequences, config, vocab, np_rng):
     return results
 
 
-def mask_tokens(ids, config, vocab, np_rng):
-    """`mask_batch` for one sequence."""
-    return mask_batch([ids], config, vocab, np_rng)[0]
-
-
 def pairs_from_document(documents, index, config, vocab, rng):
     """Yields (ids, segment_ids, is_random_next) NSP pairs of `documents[index]`, unmasked.
 

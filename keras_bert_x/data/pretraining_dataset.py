@@ -8,10 +8,8 @@ Each element is a dict of int32 tensors (float32 weights) with the names our mod
 import tensorflow as tf
 
 from keras_bert_x.data.corpus import expand_inputs
-from keras_bert_x.data.examples import feature_spec
+from keras_bert_x.data.examples import V2_NAMES, feature_spec
 from keras_bert_x.errors import BertInputError
-
-_RENAME = {"input_ids": "input_word_ids", "segment_ids": "input_type_ids"}
 
 
 def _first_record(path):
@@ -47,7 +45,7 @@ def inspect_records(path, max_seq_length, max_predictions_per_seq):
 def _to_model_names(parsed, v2):
     out = {}
     for name, value in parsed.items():
-        key = name if v2 else _RENAME.get(name, name)
+        key = name if v2 else V2_NAMES.get(name, name)
         out[key] = tf.cast(value, tf.float32 if name == "masked_lm_weights" else tf.int32)
     out["next_sentence_labels"] = tf.reshape(out["next_sentence_labels"], [-1])
     return out
