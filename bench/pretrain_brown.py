@@ -1,6 +1,6 @@
 """Learning for real: pretrain BERT on the bundled Brown corpus, evaluate on held-out documents.
 
-    .venv/bin/python bench/pretrain_brown.py                  # bert_tiny, 8000 steps, ~1 h on 2 cores
+    .venv/bin/python bench/pretrain_brown.py                  # bert_tiny, 8000 steps, ~55 min on 2 cores
     .venv/bin/python bench/pretrain_brown.py --steps 500      # a quick look
 
 Every 10th of the 500 Brown documents is held out (50 documents, 3-4 from each of the 15
