@@ -1,7 +1,7 @@
 """Learning for real: pretrain BERT on the bundled Brown corpus, evaluate on held-out documents.
 
-    .venv/bin/python bench/pretrain_brown.py                  # bert_tiny, 8000 steps, ~55 min on 2 cores
-    .venv/bin/python bench/pretrain_brown.py --steps 500      # a quick look
+    .venv/bin/python bench/pretrain_brown.py              # bert_tiny, 8000 steps, ~55 min, 2 cores
+    .venv/bin/python bench/pretrain_brown.py --steps 500  # a quick look
 
 Every 10th of the 500 Brown documents is held out (50 documents, 3-4 from each of the 15
 genres; the corpus is ordered by genre, so a contiguous split would hold out fiction only and
