@@ -91,8 +91,8 @@ def main():
     print(f"held out: {summary}", flush=True)
     model_dir = os.path.join(args.work_dir, "model")
     shutil.rmtree(model_dir, ignore_errors=True)  # a fresh run, never a resume of an older one
-    cmd = [sys.executable, os.path.join(ROOT, "trainers", "pretrain.py"), f"--model_dir={model_dir}",
-           f"--train_text={train_text}", f"--eval_data={heldout}", f"--vocab_file={vocab}",
+    cmd = [sys.executable, os.path.join(ROOT, "trainers", "pretrain.py"),
+           f"--model_dir={model_dir}", f"--train_text={train_text}", f"--eval_data={heldout}", f"--vocab_file={vocab}",
            f"--preset={args.preset}", f"--num_train_steps={args.steps}",
            f"--num_warmup_steps={args.steps // 10}", f"--learning_rate={args.learning_rate}",
            f"--train_batch_size={args.batch}", "--eval_steps=1000", f"--log_steps={WINDOW}",
