@@ -23,6 +23,12 @@ def minilm_dir():
 
 
 @pytest.fixture(scope="session")
+def vocab_file(minilm_dir):
+    """MiniLM's vocab.txt (30,522 uncased WordPieces)."""
+    return os.path.join(minilm_dir, "vocab.txt")
+
+
+@pytest.fixture(scope="session")
 def minilm_batch(minilm_dir):
     """A padded batch of the real SENTENCES, tokenized by the reference HF tokenizer."""
     from transformers import BertTokenizerFast

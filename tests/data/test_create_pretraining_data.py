@@ -18,11 +18,6 @@ T, P = 128, 20
 
 
 @pytest.fixture(scope="module")
-def vocab_file(minilm_dir):
-    return os.path.join(minilm_dir, "vocab.txt")
-
-
-@pytest.fixture(scope="module")
 def small_corpus(tmp_path_factory):
     """The first 200 documents of the bundled Brown corpus, as plain text."""
     return write_brown_subset(tmp_path_factory.mktemp("corpus") / "brown200.txt", 200)

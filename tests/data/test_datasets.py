@@ -1,6 +1,5 @@
 """The two training inputs: TFRecord batches (sharded for tf.distribute) and dynamic masking."""
 
-import os
 
 import numpy as np
 import pytest
@@ -17,11 +16,6 @@ from tests.helpers import write_brown_subset
 T, P = 64, 10
 KEYS = {"input_word_ids", "input_mask", "input_type_ids", "masked_lm_positions", "masked_lm_ids",
         "masked_lm_weights", "next_sentence_labels"}
-
-
-@pytest.fixture(scope="module")
-def vocab_file(minilm_dir):
-    return os.path.join(minilm_dir, "vocab.txt")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """BertTokenizer: id parity with HF BertTokenizerFast, packing, export, bad vocabularies."""
 
-import os
 import re
 
 import numpy as np
@@ -21,11 +20,6 @@ HARD_CASES = [
     "don't can't", "[CLS] [MASK] [unused1]", "a\u2028b", "\u00a0nbsp", "ｆｕｌｌｗｉｄｔｈ",
     "\U0001d400 math bold", "¡¿«»—–…‘’“”", "unaffable supercalifragilisticexpialidocious",
 ]
-
-
-@pytest.fixture(scope="module")
-def vocab_file(minilm_dir):
-    return os.path.join(minilm_dir, "vocab.txt")
 
 
 @pytest.fixture(scope="module")

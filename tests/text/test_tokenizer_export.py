@@ -5,17 +5,11 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from keras_bert_x.text import BertTokenizer
 
 TEXTS = ["Hello world, this is a test.", "Another sentence!", ""]
-
-
-@pytest.fixture(scope="module")
-def vocab_file(minilm_dir):
-    return os.path.join(minilm_dir, "vocab.txt")
 
 
 class _Serving(tf.Module):
