@@ -85,15 +85,16 @@ def main():
     write_text(train_text, train_docs)
     write_text(heldout_text, heldout_docs)
     vocab = vocabulary(args, train_text)
+    tokens = load_vocabulary(vocab)
     heldout = os.path.join(args.work_dir, "heldout.tfrecord")
-    summary = create_pretraining_data([heldout_text], [heldout], load_vocabulary(vocab),
+    summary = create_pretraining_data([heldout_text], [heldout], tokens,
                                       MaskingConfig(128, 20), dupe_factor=1, random_seed=1)
     print(f"held out: {summary}", flush=True)
     model_dir = os.path.join(args.work_dir, "model")
     shutil.rmtree(model_dir, ignore_errors=True)  # a fresh run, never a resume of an older one
     cmd = [sys.executable, os.path.join(ROOT, "trainers", "pretrain.py"),
-           f"--model_dir={model_dir}", f"--train_text={train_text}", f"--eval_data={heldout}", f"--vocab_file={vocab}",
-           f"--preset={args.preset}", f"--num_train_steps={args.steps}",
+           f"--model_dir={model_dir}", f"--train_text={train_text}", f"--eval_data={heldout}",
+           f"--vocab_file={vocab}", f"--preset={args.preset}", f"--num_train_steps={args.steps}",
            f"--num_warmup_steps={args.steps // 10}", f"--learning_rate={args.learning_rate}",
            f"--train_batch_size={args.batch}", "--eval_steps=1000", f"--log_steps={WINDOW}",
            "--save_checkpoints_steps=1000", "--noprogress"]
@@ -109,7 +110,7 @@ def main():
     report = {"command": " ".join(["bench/pretrain_brown.py", *sys.argv[1:]]),
               "preset": args.preset, "steps": args.steps, "batch": args.batch,
               "learning_rate": args.learning_rate, "vocab": os.path.basename(vocab),
-              "vocab_tokens": len(load_vocabulary(vocab)), "heldout_pairs": summary.instances,
+              "vocab_tokens": len(tokens), "heldout_pairs": summary.instances,
               "train_minutes": round((time.time() - start) / 60, 1),
               "first_step_mlm_loss": round(rows[0]["mlm_loss"], 3), "train_curve": curve(rows),
               "heldout": heldout_metrics}

@@ -1,6 +1,5 @@
 """The two training inputs: TFRecord batches (sharded for tf.distribute) and dynamic masking."""
 
-
 import numpy as np
 import pytest
 import tensorflow as tf
