@@ -9,7 +9,6 @@ transparency, the wall time of the whole process. Results go to bench/results/.
 """
 
 import argparse
-import gzip
 import json
 import os
 import subprocess
@@ -20,7 +19,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-# The child programs print one JSON line: {"seconds": work time, "records": n}.
+# The child programs print one JSON line: {"seconds": work time, "records": n, "random_next":
+# the share of NSP pairs labelled random-next}.
 OURS = """
 import json, sys, time
 from keras_bert_x.data.create_pretraining_data import create_pretraining_data
@@ -30,7 +30,8 @@ inp, out, vocab_file, dupe, seed = sys.argv[1:6]
 start = time.time()
 summary = create_pretraining_data([inp], [out], load_vocabulary(vocab_file), MaskingConfig(),
                                   int(dupe), int(seed))
-print(json.dumps({"seconds": time.time() - start, "records": summary.instances}))
+print(json.dumps({"seconds": time.time() - start, "records": summary.instances,
+                  "random_next": summary.random_next / summary.instances}))
 """
 
 MODEL_GARDEN = """
@@ -46,7 +47,8 @@ instances = mg.create_training_instances(
     [inp], tokenizer, mg.get_processor_text_fn(False, True), 128, int(dupe), 0.1, 0.15, 20,
     random.Random(int(seed)))
 mg.write_instance_to_example_files(instances, tokenizer, 128, 20, [out], False, False)
-print(json.dumps({"seconds": time.time() - start, "records": len(instances)}))
+print(json.dumps({"seconds": time.time() - start, "records": len(instances),
+                  "random_next": sum(i.is_random_next for i in instances) / len(instances)}))
 """
 
 
@@ -63,7 +65,7 @@ def run(program, args):
 
 
 def main():
-    from keras_bert_x.data.corpus import BUNDLED_CORPUS
+    from keras_bert_x.data.corpus import bundled_documents, write_documents
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=0, help="first N documents (0: all 500)")
@@ -79,13 +81,9 @@ def main():
         vocab = os.path.join(spec.submodule_search_locations[0], "model", "vocab.txt")
 
     with tempfile.TemporaryDirectory() as tmp:
-        text = gzip.open(BUNDLED_CORPUS, "rt", encoding="utf-8").read()
-        docs = [d for d in text.split("\n\n") if d.strip()]
-        if args.docs:
-            docs = docs[:args.docs]
-        corpus = os.path.join(tmp, "corpus.txt")  # Model Garden reads plain text only
-        with open(corpus, "w", encoding="utf-8") as f:
-            f.write("\n\n".join(docs) + "\n")
+        docs = bundled_documents()[:args.docs or None]
+        # Model Garden reads plain text only
+        corpus = write_documents(os.path.join(tmp, "corpus.txt"), docs)
         common = [corpus, vocab, str(args.dupe_factor), str(args.seed)]
         ours = run(OURS, [common[0], os.path.join(tmp, "ours.tfrecord"), *common[1:]])
         theirs = run(MODEL_GARDEN, [common[0], os.path.join(tmp, "mg.tfrecord"), *common[1:]])
@@ -107,7 +105,8 @@ def main():
     for name in ("ours", "model_garden"):
         r = report[name]
         print(f"  {name:13s} {r['docs_per_s']:8.1f} docs/s  (work {r['seconds']:6.1f}s, "
-              f"wall {r['wall_seconds']:6.1f}s, {r['records']:,} instances)")
+              f"wall {r['wall_seconds']:6.1f}s, {r['records']:,} instances, "
+              f"{r['random_next']:.1%} random-next)")
     print(f"  speed-up: {report['speedup_work']:.1f}x documents/s (work), "
           f"{report['speedup_wall']:.1f}x wall clock")
 

@@ -25,15 +25,9 @@ sys.path.insert(0, ROOT)
 WINDOW = 500
 
 
-def split_documents(path):
-    docs = [d for d in gzip.open(path, "rt").read().split("\n\n") if d.strip()]
+def split_documents(docs):
     return ([d for i, d in enumerate(docs) if i % 10 != 9],
             [d for i, d in enumerate(docs) if i % 10 == 9])
-
-
-def write_text(path, docs):
-    with open(path, "w") as f:
-        f.write("\n\n".join(docs) + "\n")
 
 
 def vocabulary(args, train_text):

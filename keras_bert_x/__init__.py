@@ -4,21 +4,27 @@
 >>> enc = kbx.BertEncoder(kbx.BertConfig.from_preset("bert_tiny"))
 """
 
+import importlib
+
 from keras_bert_x.config import PRESETS, BertConfig
 from keras_bert_x.errors import BertInputError
-from keras_bert_x.models.encoder import BertEncoder
-from keras_bert_x.models.pretrainer import BertPretrainer
 
 __version__ = "0.1.0"
-__all__ = ["PRESETS", "BertConfig", "BertEncoder", "BertInputError", "BertPretrainer",
-           "BertTokenizer"]
+
+# Names that need Keras/TensorFlow are imported when first asked for: importing the package
+# stays cheap and side-effect free, so a command line can quiet TensorFlow's start-up logs
+# before TensorFlow loads, and the models stay importable under other Keras backends.
+_LAZY = {"BertEncoder": "keras_bert_x.models", "BertMaskedLM": "keras_bert_x.models",
+         "BertPretrainer": "keras_bert_x.models", "BertTokenizer": "keras_bert_x.text.tokenizer"}
+
+__all__ = ["PRESETS", "BertConfig", "BertInputError", *_LAZY]
 
 
 def __getattr__(name):
-    # The tokenizer needs TensorFlow and tf-text; import them only when it is asked for, so the
-    # models stay importable under other Keras backends.
-    if name == "BertTokenizer":
-        from keras_bert_x.text.tokenizer import BertTokenizer
-
-        return BertTokenizer
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'keras_bert_x' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -12,8 +12,12 @@ import os
 import sys
 import time
 
-import numpy as np
-from absl import app, flags
+from keras_bert_x import cli
+
+cli.quiet_tensorflow()
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -55,20 +59,16 @@ def embed(encoder, texts):
 
 def pretrain_demo(work_dir, steps, vocab_file):
     """Brown documents -> TFRecords -> bert_tiny pretraining; prints the MLM loss going down."""
-    import gzip
     import json
     import shutil
 
-    from keras_bert_x.data.corpus import BUNDLED_CORPUS
+    from keras_bert_x.data.corpus import bundled_documents, write_documents
     from keras_bert_x.data.create_pretraining_data import create_pretraining_data
     from keras_bert_x.data.instances import MaskingConfig
     from keras_bert_x.text.tokenizer import load_vocabulary
     from keras_bert_x.training.pretraining import PretrainConfig, run_pretraining
 
-    docs = [d for d in gzip.open(BUNDLED_CORPUS, "rt").read().split("\n\n") if d.strip()]
-    corpus = os.path.join(work_dir, "brown200.txt")
-    with open(corpus, "w") as f:
-        f.write("\n\n".join(docs[:200]) + "\n")
+    corpus = write_documents(os.path.join(work_dir, "brown200.txt"), bundled_documents()[:200])
     records = os.path.join(work_dir, "brown200.tfrecord")
     summary = create_pretraining_data([corpus], [records], load_vocabulary(vocab_file),
                                       MaskingConfig(64, 10), dupe_factor=1)
@@ -90,13 +90,13 @@ def pretrain_demo(work_dir, steps, vocab_file):
 
 def main(argv):
     del argv
+    cli.warnings_only()
     from keras_bert_x import BertEncoder
-    from keras_bert_x.convert import convert_checkpoint
 
     model_dir = os.path.join(FLAGS.work_dir, "minilm")
     if not os.path.isdir(model_dir):
         start = time.time()
-        convert_checkpoint(minilm_dir(), model_dir, source="hf")
+        BertEncoder.from_pretrained(minilm_dir(), source="hf").save_pretrained(model_dir)
         print(f"converted {minilm_dir()} -> {model_dir} in {time.time() - start:.1f}s")
     encoder = BertEncoder.from_pretrained(model_dir)
     cfg = encoder.config

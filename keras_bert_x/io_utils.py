@@ -9,11 +9,13 @@ from keras_bert_x.errors import BertInputError
 
 
 @contextlib.contextmanager
-def atomic_output_dir(path, overwrite=False):
+def atomic_output_dir(path, overwrite=False, replaceable=None):
     """Yields a fresh temporary directory beside `path`; moves it to `path` only on success.
 
-    An existing non-empty `path` is refused unless `overwrite`; if anything raises inside the
-    block, the temporary directory is removed and `path` is left exactly as it was.
+    An existing non-empty `path` is refused unless `overwrite`, and even then unless
+    `replaceable(path)` says it is a directory we wrote (`overwrite` deletes it: a mistyped
+    path must not take a user's folder with it). If anything raises inside the block, the
+    temporary directory is removed and `path` is left exactly as it was.
     """
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path):
@@ -21,6 +23,10 @@ def atomic_output_dir(path, overwrite=False):
             raise BertInputError(f"{path}: output exists and is not a directory")
         if os.listdir(path) and not overwrite:
             raise BertInputError(f"{path}: output directory is not empty (pass overwrite to replace it)")
+        if os.listdir(path) and replaceable is not None and not replaceable(path):
+            raise BertInputError(f"{path}: output directory is not empty and is not a "
+                                 "keras_bert_x model directory (no config.json of ours); "
+                                 "refusing to replace it")
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)

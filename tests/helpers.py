@@ -52,12 +52,14 @@ def random_batch(vocab_size, batch=3, seq_len=9, type_vocab_size=2, seed=0):
 
 def write_brown_subset(path, num_documents):
     """Writes the first `num_documents` of the bundled Brown corpus as plain text; returns path."""
-    import gzip
+    from keras_bert_x.data.corpus import bundled_documents, write_documents
 
-    from keras_bert_x.data.corpus import BUNDLED_CORPUS
+    return write_documents(path, bundled_documents()[:num_documents])
 
-    text = gzip.open(BUNDLED_CORPUS, "rt", encoding="utf-8").read()
-    docs = [d for d in text.split("\n\n") if d.strip()][:num_documents]
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n\n".join(docs) + "\n")
-    return str(path)
+
+def copy_dir(src, dst):
+    """A flat copy of directory `src` (a model directory) at `dst`; returns dst."""
+    dst.mkdir()
+    for p in src.iterdir():
+        (dst / p.name).write_bytes(p.read_bytes())
+    return dst

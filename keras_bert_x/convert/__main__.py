@@ -1,4 +1,4 @@
-"""python -m keras_bert_x.convert --source {hf,google,tfm} --input DIR --output DIR
+"""python -m keras_bert_x.convert --source {hf,google,tfm} --input DIR --output DIR [--model ...]
 
 Converts a BERT checkpoint into our format (config.json, vocab.txt, model.weights.h5). Nothing is
 written to --output unless the whole conversion succeeded.
@@ -6,9 +6,15 @@ written to --output unless the whole conversion succeeded.
 
 import sys
 
-from absl import app, flags
+from keras_bert_x import cli
 
-from keras_bert_x.errors import BertInputError
+cli.quiet_tensorflow()
+
+from absl import app, flags  # noqa: E402
+
+from keras_bert_x.errors import BertInputError  # noqa: E402
+
+MODELS = {"encoder": "BertEncoder", "masked_lm": "BertMaskedLM", "pretrainer": "BertPretrainer"}
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("source", None, ["hf", "google", "tfm"],
@@ -16,24 +22,34 @@ flags.DEFINE_enum("source", None, ["hf", "google", "tfm"],
                   "Detected from the files when omitted.")
 flags.DEFINE_string("input", None, "Directory holding the checkpoint to convert.")
 flags.DEFINE_string("output", None, "Directory to write; must not exist or be empty.")
-flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output.")
+flags.DEFINE_enum("model", "encoder", list(MODELS),
+                  "What to keep: the encoder, or with its masked-LM head, or with both "
+                  "pretraining heads (a head the input lacks starts fresh, with a warning).")
+flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output (only one of our model "
+                  "directories).")
 flags.mark_flags_as_required(["input", "output"])
 
 
 def main(argv):
-    del argv
-    from keras_bert_x.convert.converter import convert_checkpoint
+    if cli.refuse_extra_arguments(argv):
+        return 1
+    cli.warnings_only()
+    import keras_bert_x
+    from keras_bert_x.models.pretrained import read_pretrained
 
     try:
-        checkpoint = convert_checkpoint(FLAGS.input, FLAGS.output, source=FLAGS.source,
-                                        overwrite=FLAGS.overwrite)
+        checkpoint = read_pretrained(FLAGS.input, source=FLAGS.source)
+        model_class = getattr(keras_bert_x, MODELS[FLAGS.model])
+        model = model_class.from_checkpoint(checkpoint, where=FLAGS.input)
+        model.save_pretrained(FLAGS.output, overwrite=FLAGS.overwrite)
     except BertInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    cfg = checkpoint.config
-    print(f"converted {checkpoint.source} checkpoint {FLAGS.input} -> {FLAGS.output} "
+    cfg = model.config
+    print(f"converted {checkpoint.source} checkpoint {FLAGS.input} -> {FLAGS.output}: "
+          f"{type(model).__name__} "
           f"(L{cfg.num_hidden_layers}/H{cfg.hidden_size}/A{cfg.num_attention_heads}, "
-          f"vocab {cfg.vocab_size}{'' if checkpoint.vocabulary else ', no vocab.txt'})")
+          f"vocab {cfg.vocab_size}{'' if model.vocabulary else ', no vocab.txt'})")
     return 0
 
 

@@ -8,8 +8,11 @@ checkpoints name LayerNorm parameters `gamma`/`beta` instead of `weight`/`bias`.
 import json
 import os
 
+import numpy as np
+
 from keras_bert_x.config import BertConfig
-from keras_bert_x.convert.layout import SourceTensor, encoder_tensor_shapes, gather_tensors
+from keras_bert_x.convert import heads
+from keras_bert_x.convert.layout import SourceTensor, encoder_tensor_shapes, read_encoder
 from keras_bert_x.errors import BertInputError
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -32,14 +35,29 @@ def _load_safetensors(path):
         raise BertInputError(f"{path}: cannot read safetensors file ({e})") from None
 
 
+def shard_files(index_path):
+    """The shard paths an index names. Shards live beside the index: a name with a directory
+    part (`../x`, `/etc/x`) would read a file outside the model directory, so it is refused."""
+    try:
+        with open(index_path, encoding="utf-8") as f:
+            weight_map = json.load(f)["weight_map"]
+        names = sorted(set(weight_map.values()))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise BertInputError(f"{index_path}: not a safetensors index with a 'weight_map' "
+                             f"({type(e).__name__})") from None
+    for name in names:
+        if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
+            raise BertInputError(f"{index_path}: shard name {name!r} is not a file name in the "
+                                 "model directory")
+    return [os.path.join(os.path.dirname(index_path), name) for name in names]
+
+
 def load_state_dict(weights_path):
     """{name: numpy array} of an HF weights file (sharded safetensors index included)."""
     if weights_path.endswith(".index.json"):
-        with open(weights_path, encoding="utf-8") as f:
-            shards = sorted(set(json.load(f)["weight_map"].values()))
         state = {}
-        for shard in shards:
-            state.update(_load_safetensors(os.path.join(os.path.dirname(weights_path), shard)))
+        for shard in shard_files(weights_path):
+            state.update(_load_safetensors(shard))
         return state
     if weights_path.endswith(".safetensors"):
         return _load_safetensors(weights_path)
@@ -70,8 +88,20 @@ def source_map(config):
     return out
 
 
-def tensor_getter(state):
-    """get_tensor(name) that also tries the `bert.` prefix and old gamma/beta LayerNorm names."""
+# Tensors of HF files that hold nothing to load: buffers, and the MLM decoder tied to the
+# word embeddings (checked against them in `read`).
+_DECODER = "cls.predictions.decoder.weight"
+
+
+def _ignorable(name):
+    return name.endswith("position_ids") or name in (_DECODER, "cls.predictions.decoder.bias")
+
+
+def tensor_getter(state, used=None):
+    """get_tensor(name) that also tries the `bert.` prefix, old gamma/beta LayerNorm names and
+    old names of the MLM bias; the keys it returned are added to `used`."""
+    aliases = {"cls.predictions.bias": ["cls.predictions.decoder.bias"],
+               "embeddings.word_embeddings.weight": [_DECODER]}
 
     def get(name):
         candidates = [name, "bert." + name]
@@ -79,8 +109,11 @@ def tensor_getter(state):
             old = name.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
                 "LayerNorm.bias", "LayerNorm.beta")
             candidates += [old, "bert." + old]
+        candidates += aliases.get(name, [])
         for candidate in candidates:
             if candidate in state:
+                if used is not None:
+                    used.add(candidate)
                 return state[candidate]
         return None
 
@@ -95,11 +128,19 @@ def read_config(path):
 
 
 def read(path):
-    """(config, canonical tensors, state dict) of an HF BERT directory."""
+    """(config, canonical encoder tensors, heads, other tensor groups) of an HF BERT directory."""
     config = read_config(path)
     weights_path = find_weights_file(path)
     if weights_path is None:
         raise BertInputError(f"{path}: no {' / '.join(WEIGHT_FILES)} found")
     state = load_state_dict(weights_path)
-    tensors = gather_tensors(config, source_map(config), tensor_getter(state), weights_path)
-    return config, tensors, state
+    used = set()
+    get = tensor_getter(state, used)
+    tensors, found = read_encoder(config, source_map(config), get, weights_path)
+    decoder = state.get(_DECODER)
+    if decoder is not None and not np.array_equal(
+            np.asarray(decoder, np.float32), tensors["bert/embeddings/word_embeddings"]):
+        raise BertInputError(f"{weights_path}: '{_DECODER}' differs from the word embeddings; "
+                             "BERT's masked-LM projection is tied to them (so is ours)")
+    found.update(heads.read_heads(config, "hf", get, weights_path))
+    return config, tensors, found, heads.other_groups(state, used, _ignorable)

@@ -1,8 +1,8 @@
-"""The canonical tensor layout every checkpoint reader produces, and how it fills a BertEncoder.
+"""The canonical tensor layout every checkpoint reader produces.
 
 Canonical names are Google's TF1 variable names (`bert/encoder/layer_0/attention/self/query/kernel`)
 with Dense kernels as [in, out]; each source reader maps its own names and orientations onto them,
-so one function (`assign_encoder_weights`) loads them all.
+so one function (`keras_bert_x.models.weights.assign_encoder_weights`) loads them all.
 """
 
 import dataclasses
@@ -12,6 +12,10 @@ import numpy as np
 from keras_bert_x.errors import BertInputError
 
 EMB = "bert/embeddings"
+# The pooler is part of the encoder, but checkpoints of models that do not use it (HF
+# `BertForMaskedLM`, `BertForTokenClassification`) leave it out: it is read like a head, as an
+# optional group, and starts fresh (with a warning) where it is missing.
+POOLER = "bert/pooler"
 
 
 def layer_prefix(i):
@@ -84,56 +88,23 @@ def gather_tensors(config, source_map, get_tensor, where):
     return out
 
 
-def _encoder_variables(encoder):
-    """[(canonical name, keras variable or list of variables to concatenate into)] of an encoder."""
-    emb = encoder.embeddings
-    pairs = [
-        (f"{EMB}/word_embeddings", emb.word_embeddings),
-        (f"{EMB}/position_embeddings", emb.position_embeddings),
-        (f"{EMB}/token_type_embeddings", emb.token_type_embeddings),
-        (f"{EMB}/LayerNorm/gamma", emb.layer_norm.gamma),
-        (f"{EMB}/LayerNorm/beta", emb.layer_norm.beta),
-    ]
-    for i, block in enumerate(encoder.transformer_layers):
-        p = layer_prefix(i)
-        att = block.attention
-        pairs += [
-            ([f"{p}/attention/self/{n}/kernel" for n in ("query", "key", "value")], att.qkv.kernel),
-            ([f"{p}/attention/self/{n}/bias" for n in ("query", "key", "value")], att.qkv.bias),
-            (f"{p}/attention/output/dense/kernel", att.output_dense.kernel),
-            (f"{p}/attention/output/dense/bias", att.output_dense.bias),
-            (f"{p}/attention/output/LayerNorm/gamma", block.attention_layer_norm.gamma),
-            (f"{p}/attention/output/LayerNorm/beta", block.attention_layer_norm.beta),
-            (f"{p}/intermediate/dense/kernel", block.intermediate_dense.kernel),
-            (f"{p}/intermediate/dense/bias", block.intermediate_dense.bias),
-            (f"{p}/output/dense/kernel", block.output_dense.kernel),
-            (f"{p}/output/dense/bias", block.output_dense.bias),
-            (f"{p}/output/LayerNorm/gamma", block.output_layer_norm.gamma),
-            (f"{p}/output/LayerNorm/beta", block.output_layer_norm.beta),
-        ]
-    pairs += [("bert/pooler/dense/kernel", encoder.pooler.dense.kernel),
-              ("bert/pooler/dense/bias", encoder.pooler.dense.bias)]
-    return pairs
+def gather_optional(config, source_map, get_tensor, where, description):
+    """Like `gather_tensors` for a group that may be absent as a whole: None if none of its
+    tensors is there, an error naming the first missing one if only some are."""
+    present = [s.name for s in source_map.values() if get_tensor(s.name) is not None]
+    if not present:
+        return None
+    if len(present) < len(source_map):
+        missing = next(s.name for s in source_map.values() if s.name not in present)
+        raise BertInputError(f"{where}: the {description} is incomplete: missing tensor "
+                             f"'{missing}'")
+    return gather_tensors(config, source_map, get_tensor, where)
 
 
-def assign_encoder_weights(encoder, tensors):
-    """Copies canonical tensors into `encoder`; query/key/value are fused into one projection."""
-    for names, variable in _encoder_variables(encoder):
-        if isinstance(names, list):
-            value = np.concatenate([tensors[n] for n in names], axis=-1)
-        else:
-            value = tensors[names]
-        variable.assign(value)
-
-
-def encoder_weights(encoder):
-    """The inverse of `assign_encoder_weights`: {canonical name: numpy array} of `encoder`."""
-    out = {}
-    for names, variable in _encoder_variables(encoder):
-        value = np.asarray(variable.numpy())
-        if isinstance(names, list):
-            for name, part in zip(names, np.split(value, len(names), axis=-1)):
-                out[name] = part
-        else:
-            out[names] = value
-    return out
+def read_encoder(config, source_map, get_tensor, where):
+    """(encoder tensors but the pooler's, {POOLER: pooler tensors} or {}) of a checkpoint."""
+    body = {k: v for k, v in source_map.items() if not k.startswith(POOLER + "/")}
+    pooler = {k: v for k, v in source_map.items() if k.startswith(POOLER + "/")}
+    tensors = gather_tensors(config, body, get_tensor, where)
+    found = gather_optional(config, pooler, get_tensor, where, "pooler")
+    return tensors, ({POOLER: found} if found is not None else {})

@@ -2,7 +2,7 @@
 
 import dataclasses
 import os
-from typing import Callable, Optional
+from typing import Optional
 
 from keras_bert_x.config import BertConfig
 from keras_bert_x.errors import BertInputError
@@ -14,10 +14,18 @@ SOURCES = ("hf", "google", "tfm")
 @dataclasses.dataclass
 class Checkpoint:
     config: BertConfig
-    tensors: dict                      # canonical (Google) name -> float32 numpy array
-    source: str                        # "hf", "google" or "tfm"
+    tensors: dict                      # the encoder's: canonical (Google) name -> float32 array
+    source: str                        # "hf", "google", "tfm" or "keras_bert_x"
     vocabulary: Optional[tuple] = None
-    get_tensor: Optional[Callable] = None   # the source's own names -> array (for extra heads)
+    heads: dict = dataclasses.field(default_factory=dict)   # head group -> {canonical: array}
+    other: tuple = ()                  # groups of tensors that are neither (listed, not loaded)
+
+    def all_tensors(self):
+        """{canonical name: array} of everything read: the encoder's, the pooler's, the heads'."""
+        out = dict(self.tensors)
+        for group in self.heads.values():
+            out.update(group)
+        return out
 
 
 def detect_source(path):
@@ -61,15 +69,14 @@ def read_checkpoint(path, source=None):
     if not os.path.isdir(path):
         raise BertInputError(f"{path}: no such directory")
     source = source or detect_source(path)
+    found, other = {}, ()
     if source == "hf":
-        config, tensors, state = hf.read(path)
-        get_tensor = hf.tensor_getter(state)
+        config, tensors, found, other = hf.read(path)
     elif source == "google":
-        config, tensors, get_tensor = google.read(path)
-    elif source == "tfm":
-        config, tensors = tfm.read(path)
-        get_tensor = None
+        config, tensors, found, other = google.read(path)
+    elif source == "tfm":  # Model Garden heads are not read: they start fresh (with a warning)
+        config, tensors, found = tfm.read(path)
     else:
         raise BertInputError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     return Checkpoint(config=config, tensors=tensors, source=source,
-                      vocabulary=_read_vocabulary(path, config), get_tensor=get_tensor)
+                      vocabulary=_read_vocabulary(path, config), heads=found, other=other)

@@ -7,7 +7,7 @@ Attention kernels are EinsumDense [H, heads, head_size] / [heads, head_size, H]:
 """
 
 from keras_bert_x.convert import tf_checkpoint
-from keras_bert_x.convert.layout import EMB, SourceTensor, gather_tensors, layer_prefix
+from keras_bert_x.convert.layout import EMB, SourceTensor, layer_prefix, read_encoder
 from keras_bert_x.errors import BertInputError
 
 SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -64,7 +64,7 @@ def source_map(config, root):
 
 
 def read(path):
-    """(config, canonical tensors) of a Model Garden BertEncoder checkpoint directory."""
+    """(config, canonical encoder tensors, {pooler}) of a Model Garden BertEncoder directory."""
     config, prefix, shapes, get = tf_checkpoint.open_directory(path)
     root = find_root(shapes)
     if root is None:
@@ -73,4 +73,4 @@ def read(path):
     if any(n.startswith(root + "_embedding_projection/") for n in shapes):
         raise BertInputError(f"{prefix}: encoder uses a factorized embedding "
                              "(embedding_width != hidden_size), which BERT configs cannot express")
-    return config, gather_tensors(config, source_map(config, root), get, prefix)
+    return (config, *read_encoder(config, source_map(config, root), get, prefix))

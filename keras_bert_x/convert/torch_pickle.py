@@ -2,17 +2,20 @@
 
 PyTorch's format is a zip holding `data.pkl` (a pickle whose tensors point at storages through
 `persistent_load`) and one raw little-endian file per storage under `data/`. We unpickle with an
-allow-list of the few globals a state dict uses, so a hostile file cannot run code, and rebuild
-each tensor as a numpy view of its storage.
+allow-list of the few globals a state dict uses, so a hostile file cannot run code, and copy each
+tensor out of its storage only after checking that its offset, shape and strides stay inside
+that storage (a truncated or crafted file is refused, naming the tensor).
 """
 
 import collections
+import io
 import pickle
 import zipfile
+import zlib
 
 import numpy as np
 
-from keras_bert_x.errors import BertInputError
+from keras_bert_x.errors import BertInputError, first_line
 
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
@@ -40,12 +43,45 @@ class _StorageType:
         return _STORAGE_DTYPES[self.name]
 
 
+class _TensorRef:
+    """A tensor as the pickle describes it; checked and copied out once its name is known."""
+
+    def __init__(self, storage, offset, size, stride):
+        self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
+
+    def to_numpy(self, name, where):
+        def bad(reason):
+            return BertInputError(f"{where}: tensor '{name}' {reason}")
+
+        storage, offset, size, stride = self.storage, self.offset, self.size, self.stride
+        if not isinstance(storage, np.ndarray):
+            raise bad("does not point at a storage")
+        ints = isinstance(size, (tuple, list)) and isinstance(stride, (tuple, list)) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0
+            for v in (offset, *size, *stride))
+        if not ints or len(size) != len(stride) or len(size) > 8:
+            raise bad(f"has an invalid layout (offset {offset!r}, size {size!r}, "
+                      f"stride {stride!r})")
+        numel = int(np.prod(size, dtype=object)) if size else 1
+        if numel == 0:
+            if offset > len(storage):
+                raise bad(f"starts at element {offset}, past its storage of {len(storage)}")
+            return np.zeros(tuple(size), storage.dtype)
+        # The last element read, and the element count, must both fit the storage: a crafted
+        # header could otherwise read memory outside it, or (stride 0) ask for a huge copy.
+        extent = offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1
+        if extent > len(storage):
+            raise bad(f"reads elements up to {extent} but its storage holds {len(storage)} "
+                      "(truncated or corrupt file)")
+        if numel > len(storage):
+            raise bad(f"has {numel} elements but its storage holds {len(storage)}")
+        itemsize = storage.dtype.itemsize
+        return np.lib.stride_tricks.as_strided(
+            storage[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride)).copy()
+
+
 def _rebuild_tensor(storage, offset, size, stride, *unused):
-    if not size:
-        return storage[offset:offset + 1].reshape(())
-    itemsize = storage.dtype.itemsize
-    return np.lib.stride_tricks.as_strided(
-        storage[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride)).copy()
+    return _TensorRef(storage, offset, size, stride)
 
 
 def _rebuild_parameter(data, *unused):
@@ -72,13 +108,37 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
 
     def persistent_load(self, pid):
-        kind, storage_type, key = pid[0], pid[1], pid[2]
-        if kind != "storage":
-            raise pickle.UnpicklingError(f"unknown persistent id {kind!r}")
+        if not isinstance(pid, tuple) or len(pid) < 3 or pid[0] != "storage":
+            raise pickle.UnpicklingError(f"unknown persistent id {pid!r:.60}")
+        storage_type, key = pid[1], str(pid[2])
+        if not isinstance(storage_type, _StorageType):
+            raise pickle.UnpicklingError("storage without a storage type")
         if key not in self._storages:
-            raw = self._archive.read(f"{self._root}/data/{key}")
-            self._storages[key] = np.frombuffer(raw, dtype=storage_type.dtype)
+            member = f"{self._root}/data/{key}" if self._root else f"data/{key}"
+            raw = _read_member(self._archive, member)
+            dtype = np.dtype(storage_type.dtype)
+            if len(raw) % dtype.itemsize:
+                raise pickle.UnpicklingError(f"storage {member} holds {len(raw)} bytes, not a "
+                                             f"whole number of {dtype} values")
+            self._storages[key] = np.frombuffer(raw, dtype=dtype)
         return self._storages[key]
+
+
+# A zip member may be compressed; BERT weights do not compress beyond a few percent, so a
+# member claiming far more bytes than it occupies is a zip bomb, not a checkpoint.
+MAX_COMPRESSION_RATIO = 20
+MAX_PICKLE_BYTES = 64 << 20
+
+
+def _read_member(archive, name, limit=None):
+    info = archive.getinfo(name)
+    if limit is not None and info.file_size > limit:
+        raise pickle.UnpicklingError(f"{name} is {info.file_size} bytes (more than {limit})")
+    if info.compress_type != zipfile.ZIP_STORED and \
+            info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+        raise pickle.UnpicklingError(f"{name} expands {info.file_size} bytes from "
+                                     f"{info.compress_size}")
+    return archive.read(name)
 
 
 def load_torch_state_dict(path):
@@ -90,12 +150,18 @@ def load_torch_state_dict(path):
         with zipfile.ZipFile(path) as archive:
             pkl = next(n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
             root = pkl[: -len("/data.pkl")] if "/" in pkl else ""
-            with archive.open(pkl) as f:
-                state = _Unpickler(f, archive, root).load()
+            data = _read_member(archive, pkl, MAX_PICKLE_BYTES)
+            state = _Unpickler(io.BytesIO(data), archive, root).load()
     except StopIteration:
         raise BertInputError(f"{path}: no data.pkl inside; not a PyTorch checkpoint") from None
-    except (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, EOFError, ValueError) as e:
-        raise BertInputError(f"{path}: cannot read PyTorch checkpoint ({e})") from None
+    except (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, EOFError, ValueError,
+            TypeError, IndexError, AttributeError, zlib.error) as e:
+        raise BertInputError(f"{path}: cannot read PyTorch checkpoint ({first_line(e)})") from None
     if not isinstance(state, dict):
         raise BertInputError(f"{path}: holds a {type(state).__name__}, not a state dict")
-    return state
+    tensors = {}
+    for name, value in state.items():
+        if not isinstance(name, str) or not isinstance(value, _TensorRef):
+            raise BertInputError(f"{path}: entry {name!r:.60} is not a named tensor")
+        tensors[name] = value.to_numpy(name, path)
+    return tensors

@@ -9,8 +9,21 @@ import os
 
 from keras_bert_x.errors import BertInputError
 
-BUNDLED_CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "data", "brown", "brown.txt.gz")
+# Package data (see setup.cfg), so it is there in an installed wheel as in a checkout.
+BUNDLED_CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "brown", "brown.txt.gz")
+
+
+def bundled_documents():
+    """The 500 Brown documents of the bundled corpus, each as its text (one sentence a line)."""
+    with gzip.open(BUNDLED_CORPUS, "rt", encoding="utf-8") as f:
+        return [d.strip("\n") for d in f.read().split("\n\n") if d.strip()]
+
+
+def write_documents(path, documents):
+    """Writes documents (texts) in the pretraining format: a blank line between documents."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n\n".join(documents) + "\n")
+    return str(path)
 
 
 def expand_inputs(patterns):

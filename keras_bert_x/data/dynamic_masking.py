@@ -1,10 +1,11 @@
 """Pretraining batches straight from text, with fresh NSP pairs and fresh masks every epoch.
 
 The corpus is tokenized once (tf-text, batched). Each epoch a seeded Python generator re-pairs
-sentences (the NSP algorithm of `instances.pairs_from_document`, ~15 us a pair), and masking
-runs in the tf.data graph with tf-text's `mask_language_model` (RandomItemSelector +
-MaskValuesChooser: 80% [MASK], 10% random, 10% unchanged), over whole words when asked. Batches
-match `pretraining_dataset`'s, so the trainer takes either.
+sentences (the NSP algorithm of `instances.pairs_from_document`, ~15 us a pair; or, for
+MLM-only pretraining, RoBERTa-style single segments), and masking runs in the tf.data graph with
+tf-text's `mask_language_model` (RandomItemSelector + a MaskValuesChooser: 80% [MASK], 10% a
+random ordinary token, 10% unchanged), over whole words when asked. Batches match
+`pretraining_dataset`'s, so the trainer takes either.
 """
 
 import random
@@ -13,7 +14,8 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from keras_bert_x.data.corpus import expand_inputs, tokenize_documents
-from keras_bert_x.data.instances import MaskingConfig, Vocab, pairs_from_document
+from keras_bert_x.data.instances import (MaskingConfig, Vocab, pairs_from_document,
+                                         segments_from_document)
 from keras_bert_x.errors import BertInputError
 from keras_bert_x.text.tokenizer import load_vocabulary
 
@@ -30,6 +32,27 @@ def _group_whole_words(ids, is_suffix, special):
     return tf.RaggedTensor.from_row_lengths(words, words_per_row)
 
 
+class _OrdinaryTokenChooser(tf_text.MaskValuesChooser):
+    """tf-text's 80/10/10 chooser, with random replacements drawn from ordinary tokens only.
+
+    tf-text draws them from the whole vocabulary, [CLS]/[SEP]/[PAD]/[MASK]/[unusedN] included;
+    Google's script and our `create_pretraining_data` never insert those. Ids are shifted up by
+    R = the number of ordinary tokens and the vocabulary size given to tf-text is R, so its
+    random draws land in [0, R) — indices into the ordinary tokens — and nothing else does.
+    """
+
+    def __init__(self, random_ids, mask_id):
+        self._shift = len(random_ids)
+        super().__init__(self._shift, mask_id + self._shift, 0.8, 0.1)
+        self._random_ids = tf.constant(random_ids, tf.int64)
+
+    def get_mask_values(self, masked_lm_ids):
+        values = super().get_mask_values(masked_lm_ids + self._shift)
+        flat = values.flat_values
+        drawn = tf.gather(self._random_ids, tf.minimum(flat, self._shift - 1))
+        return values.with_flat_values(tf.where(flat < self._shift, drawn, flat - self._shift))
+
+
 class _Masker:
     def __init__(self, vocab_tokens, config):
         vocab = Vocab(vocab_tokens)
@@ -39,7 +62,7 @@ class _Masker:
         self.selector = tf_text.RandomItemSelector(
             max_selections_per_batch=config.max_predictions_per_seq,
             selection_rate=config.masked_lm_prob, unselectable_ids=[vocab.cls_id, vocab.sep_id, 0])
-        self.chooser = tf_text.MaskValuesChooser(len(vocab_tokens), vocab.mask_id, 0.8)
+        self.chooser = _OrdinaryTokenChooser(vocab.random_ids, vocab.mask_id)
 
     def _within_budget(self, positions, originals, budget):
         """[B, (selected)] bool: the selected pieces that fit in `budget` without cutting a word.
@@ -82,15 +105,20 @@ class _Masker:
             "masked_lm_ids": tf.cast(originals.to_tensor(shape=[batch, p]), tf.int32),
             "masked_lm_weights": tf.ones_like(originals, tf.float32).to_tensor(shape=[batch, p]),
             "next_sentence_labels": tf.cast(labels, tf.int32),
+            "example_weights": tf.ones([batch], tf.float32),
         }
 
 
 def dynamic_masking_dataset(file_patterns, vocab, batch_size, config=MaskingConfig(),
-                            lower_case=True, seed=0, input_context=None, shuffle_buffer=4096):
+                            lower_case=True, seed=0, input_context=None, shuffle_buffer=4096,
+                            nsp=True, skip_batches=0):
     """An endless `tf.data.Dataset` of pretraining batches built from raw text files.
 
     `vocab` is a vocab.txt path or token list; `batch_size` is per input pipeline. With an
-    `input_context`, each pipeline pairs a disjoint share of the documents.
+    `input_context`, each pipeline pairs a disjoint share of the documents. `nsp=False` builds
+    single-segment sequences (labels all 0, for MLM-only pretraining). The sequences are the
+    same for the same seed, so `skip_batches` resumes where a run stopped (the masks of the
+    batches after that are drawn afresh).
     """
     files = expand_inputs(file_patterns)
     tokens = load_vocabulary(vocab)
@@ -101,6 +129,8 @@ def dynamic_masking_dataset(file_patterns, vocab, batch_size, config=MaskingConf
     pipelines, pipeline_id = ((input_context.num_input_pipelines, input_context.input_pipeline_id)
                               if input_context else (1, 0))
 
+    make = pairs_from_document if nsp else segments_from_document
+
     def pairs():
         epoch = 0
         while True:
@@ -108,7 +138,7 @@ def dynamic_masking_dataset(file_patterns, vocab, batch_size, config=MaskingConf
             order = list(range(pipeline_id, len(documents), pipelines))
             rng.shuffle(order)
             for index in order:
-                yield from pairs_from_document(documents, index, config, vocab_info, rng)
+                yield from make(documents, index, config, vocab_info, rng)
             epoch += 1
 
     spec = (tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64),
@@ -116,5 +146,7 @@ def dynamic_masking_dataset(file_patterns, vocab, batch_size, config=MaskingConf
     dataset = tf.data.Dataset.from_generator(pairs, output_signature=spec)
     dataset = dataset.shuffle(shuffle_buffer, seed=seed)
     dataset = dataset.ragged_batch(batch_size, drop_remainder=True)
+    if skip_batches:
+        dataset = dataset.skip(skip_batches)  # before masking: skipped batches cost only pairing
     dataset = dataset.map(_Masker(tokens, config), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -72,8 +72,8 @@ class ExampleEncoder:
         return self._wrap(b"\x0a", body)
 
 
-def feature_spec(max_seq_length, max_predictions_per_seq, v2_names=False):
-    """`tf.io.parse_example` spec for the format above."""
+def feature_spec(max_seq_length, max_predictions_per_seq, v2_names=False, nsp=True):
+    """`tf.io.parse_example` spec for the format above (without the NSP label if not `nsp`)."""
     import tensorflow as tf
 
     spec = {
@@ -85,6 +85,8 @@ def feature_spec(max_seq_length, max_predictions_per_seq, v2_names=False):
         "masked_lm_weights": tf.io.FixedLenFeature([max_predictions_per_seq], tf.float32),
         "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
     }
+    if not nsp:
+        del spec["next_sentence_labels"]
     if v2_names:
         spec = {V2_NAMES.get(k, k): v for k, v in spec.items()}
     return spec

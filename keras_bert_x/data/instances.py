@@ -184,6 +184,26 @@ def pairs_from_document(documents, index, config, vocab, rng):
         i += 1
 
 
+def segments_from_document(documents, index, config, vocab, rng):
+    """Yields (ids, segment_ids, False) single-segment sequences of `documents[index]`, unmasked:
+    RoBERTa's DOC-SENTENCES input for MLM-only pretraining (no NSP pairs, no second segment).
+
+    Consecutive sentences fill `[CLS] ... [SEP]` up to `max_seq_length` (a shorter target with
+    probability `short_seq_prob`, as for pairs); a sentence longer than the room is cut.
+    """
+    max_num_tokens = config.max_seq_length - 2
+    target = max_num_tokens
+    if rng.random() < config.short_seq_prob:
+        target = rng.randint(2, max_num_tokens)
+    tokens = []
+    for i, sentence in enumerate(documents[index]):
+        tokens.extend(sentence)
+        if len(tokens) >= target or i == len(documents[index]) - 1:
+            ids = np.array([vocab.cls_id, *tokens[:max_num_tokens], vocab.sep_id], np.int64)
+            yield ids, np.zeros(len(ids), np.int64), False
+            tokens = []
+
+
 def instances_from_documents(documents, indices, config, vocab, rng, np_rng):
     """Masked instances of `documents[i]` for i in `indices`: `rng` (random.Random) drives the
     pairing, `np_rng` (numpy Generator) the masking, done for all pairs at once."""

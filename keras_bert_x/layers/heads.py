@@ -32,6 +32,15 @@ class MaskedLMHead(keras.layers.Layer):
         self.initializer_range = initializer_range
         self._activation_fn = activation_fn(activation)
 
+    @classmethod
+    def for_encoder(cls, encoder, **kwargs):
+        """The head of `encoder`'s config, tied to its word embeddings, in its dtype policy."""
+        config = encoder.config
+        return cls(encoder.embeddings, activation=config.hidden_act,
+                   layer_norm_eps=config.layer_norm_eps,
+                   initializer_range=config.initializer_range,
+                   dtype=encoder.embeddings.dtype_policy, **kwargs)
+
     def build(self, sequence_shape=None, masked_lm_positions_shape=None):
         hidden = self.embedding_layer.hidden_size
         self.dense = keras.layers.Dense(

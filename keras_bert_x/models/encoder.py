@@ -28,8 +28,9 @@ class BertEncoder(PretrainedModel):
     >>> tuple(out["sequence_output"].shape), tuple(out["pooled_output"].shape), len(out["encoder_outputs"])
     ((1, 5, 128), (1, 128), 2)
 
-    `BertEncoder.from_pretrained(path)` loads our format, a Hugging Face BERT directory, a
-    Google TF1 checkpoint or a Model Garden checkpoint; `save_pretrained(path)` writes ours.
+    `BertEncoder.from_pretrained(path)` loads our format (any of our models' directories: the
+    encoder is taken from it), a Hugging Face BERT directory, a Google TF1 checkpoint or a Model
+    Garden checkpoint; `save_pretrained(path)` writes ours.
     """
 
     def __init__(self, config, dtype=None, name="bert_encoder", **kwargs):
@@ -80,12 +81,3 @@ class BertEncoder(PretrainedModel):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-    # PretrainedModel hooks -------------------------------------------------------------------
-    @classmethod
-    def _from_checkpoint(cls, checkpoint, dtype=None):
-        from keras_bert_x.convert.layout import assign_encoder_weights
-
-        encoder = cls(checkpoint.config, dtype=dtype)
-        assign_encoder_weights(encoder, checkpoint.tensors)
-        return encoder

@@ -3,6 +3,11 @@
 Our format is a directory with `config.json` (the BertConfig fields at top level, so other BERT
 tools can read it, plus a `keras_bert_x` section naming the class and its head arguments),
 `vocab.txt` when the vocabulary is known, and `model.weights.h5`.
+
+Any model class loads any directory: ours, Hugging Face, Google TF1 or Model Garden. Weights go
+through the canonical layout (`keras_bert_x.models.weights`), so a `BertEncoder` can be taken
+from a pretraining run's output and a `BertPretrainer` from an MLM-only checkpoint (its missing
+next-sentence head starts fresh, with a warning).
 """
 
 import json
@@ -11,13 +16,16 @@ import os
 import keras
 
 from keras_bert_x.config import BertConfig
-from keras_bert_x.errors import BertInputError
+from keras_bert_x.errors import BertInputError, first_line
 from keras_bert_x.io_utils import atomic_output_dir, read_vocab, write_vocab
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.txt"
 WEIGHTS_FILE = "model.weights.h5"
 FORMAT_KEY = "keras_bert_x"
+
+# Our model classes by name, for loading a directory saved by another class.
+MODEL_CLASSES = {}
 
 
 def is_our_format(path):
@@ -31,26 +39,65 @@ def is_our_format(path):
         return False
 
 
+def _read_ours(path):
+    """(saved class, BertConfig, head config) of one of our directories."""
+    import keras_bert_x.models  # noqa: F401  (registers every model class)
+
+    config_path = os.path.join(path, CONFIG_FILE)
+    with open(config_path, encoding="utf-8") as f:
+        data = json.load(f)
+    head_config = dict(data.pop(FORMAT_KEY))
+    name = head_config.pop("class", None)
+    if name not in MODEL_CLASSES:
+        raise BertInputError(f"{config_path}: unknown model class {name!r}")
+    return MODEL_CLASSES[name], BertConfig.from_dict(data, source=config_path), head_config
+
+
+def read_pretrained(path, source=None):
+    """A `keras_bert_x.convert.Checkpoint` of any directory we load, our own format included."""
+    from keras_bert_x.convert import Checkpoint, read_checkpoint
+
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise BertInputError(f"{path}: no such directory")
+    if source not in (None, FORMAT_KEY) or not is_our_format(path):
+        return read_checkpoint(path, source=source)
+    from keras_bert_x.models.weights import encoder_weights, head_weights
+
+    saved_class, config, head_config = _read_ours(path)
+    model = saved_class._load_ours(path, saved_class, config, head_config, dtype=None)
+    return Checkpoint(config=config, tensors=encoder_weights(getattr(model, "encoder", model)),
+                      source=FORMAT_KEY, vocabulary=model.vocabulary,
+                      heads=head_weights(model))
+
+
 class PretrainedModel(keras.Model):
     """Base for models that save and load as a directory (see module docstring).
 
-    Subclasses implement `_from_checkpoint(checkpoint, dtype)` (weights converted from another
-    format) and, if they carry head arguments, `_head_config()` / `_from_saved(...)`.
+    Subclasses implement `_new(config, head_config, dtype)` (a fresh model of that shape) and,
+    if they carry head arguments, `_head_config()`.
     """
 
     # Tokens of the WordPiece vocabulary the weights were trained with, when known.
     vocabulary = None
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        MODEL_CLASSES[cls.__name__] = cls
+
     def _head_config(self):
         return {}
 
     @classmethod
-    def _from_saved(cls, config, head_config, dtype=None):
+    def _new(cls, config, head_config, dtype=None):
         return cls(config, dtype=dtype, **head_config)
 
     def save_pretrained(self, path, overwrite=False):
-        """Writes config.json, vocab.txt (if known) and model.weights.h5 into `path`, atomically."""
-        with atomic_output_dir(path, overwrite=overwrite) as tmp:
+        """Writes config.json, vocab.txt (if known) and model.weights.h5 into `path`, atomically.
+
+        With `overwrite`, an existing directory is replaced only if it is one of ours.
+        """
+        with atomic_output_dir(path, overwrite=overwrite, replaceable=is_our_format) as tmp:
             data = self.config.to_dict()
             data[FORMAT_KEY] = {"class": type(self).__name__, **self._head_config()}
             with open(os.path.join(tmp, CONFIG_FILE), "w", encoding="utf-8") as f:
@@ -60,45 +107,38 @@ class PretrainedModel(keras.Model):
             self.save_weights(os.path.join(tmp, WEIGHTS_FILE))
 
     @classmethod
-    def from_pretrained(cls, path, dtype=None):
-        """Loads our format, or converts a Hugging Face / Google TF1 / Model Garden checkpoint."""
-        path = os.fspath(path)
-        if not os.path.isdir(path):
-            raise BertInputError(f"{path}: no such directory")
-        if is_our_format(path):
-            model = cls._load_ours(path, dtype)
-        else:
-            from keras_bert_x.convert import read_checkpoint
+    def from_pretrained(cls, path, dtype=None, source=None):
+        """Loads our format, or converts a Hugging Face / Google TF1 / Model Garden checkpoint.
 
-            model = cls.from_checkpoint(read_checkpoint(path), dtype=dtype)
-        return model
+        `source` ("hf", "google", "tfm") forces the layout; by default it is detected.
+        """
+        path = os.fspath(path)
+        if source is None and os.path.isdir(path) and is_our_format(path):
+            saved_class, config, head_config = _read_ours(path)
+            if saved_class is cls:
+                return cls._load_ours(path, cls, config, head_config, dtype)
+        return cls.from_checkpoint(read_pretrained(path, source), dtype=dtype, where=path)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, dtype=None):
-        """Builds the model from a `keras_bert_x.convert.Checkpoint` read from another format."""
-        model = cls._from_checkpoint(checkpoint, dtype=dtype)
+    def from_checkpoint(cls, checkpoint, dtype=None, where=None):
+        """Builds the model from a `keras_bert_x.convert.Checkpoint` (any format's tensors)."""
+        from keras_bert_x.models.weights import load_checkpoint_weights
+
+        model = cls._new(checkpoint.config, {}, dtype=dtype)
+        load_checkpoint_weights(model, checkpoint, where or f"{checkpoint.source} checkpoint")
         model.vocabulary = checkpoint.vocabulary
         return model
 
-    @classmethod
-    def _load_ours(cls, path, dtype):
-        config_path = os.path.join(path, CONFIG_FILE)
-        with open(config_path, encoding="utf-8") as f:
-            data = json.load(f)
-        head_config = dict(data.pop(FORMAT_KEY))
-        saved_class = head_config.pop("class", cls.__name__)
-        if saved_class != cls.__name__:
-            raise BertInputError(f"{config_path}: holds a {saved_class}, not a {cls.__name__}")
-        config = BertConfig.from_dict(data, source=config_path)
-        model = cls._from_saved(config, head_config, dtype=dtype)
+    @staticmethod
+    def _load_ours(path, saved_class, config, head_config, dtype):
+        model = saved_class._new(config, head_config, dtype=dtype)
         weights_path = os.path.join(path, WEIGHTS_FILE)
         if not os.path.isfile(weights_path):
             raise BertInputError(f"{weights_path}: weights file not found")
         try:
             model.load_weights(weights_path)
         except (ValueError, OSError, KeyError) as e:
-            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise BertInputError(f"{weights_path}: cannot load weights ({first_line})") from None
+            raise BertInputError(f"{weights_path}: cannot load weights ({first_line(e)})") from None
         vocab_path = os.path.join(path, VOCAB_FILE)
         if os.path.isfile(vocab_path):
             model.vocabulary = read_vocab(vocab_path)

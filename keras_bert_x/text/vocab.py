@@ -75,5 +75,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from keras_bert_x import cli
+
+    cli.quiet_tensorflow()
     define_flags()
     app.run(main)

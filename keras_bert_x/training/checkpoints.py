@@ -1,12 +1,10 @@
 """Checkpoints for resumable training, initial weights, and stopping cleanly on SIGTERM."""
 
-import json
 import os
 import signal
 
 import tensorflow as tf
 
-from keras_bert_x.config import BertConfig
 from keras_bert_x.errors import BertInputError
 
 SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
@@ -20,34 +18,26 @@ def check_same_shape(theirs, ours, where):
                                  f"config has {getattr(ours, field)}")
 
 
-def initialize_from(path, pretrainer):
-    """Loads encoder (and, when present, head) weights into `pretrainer` from any format."""
-    from keras_bert_x.convert.heads import assign_head_weights, read_head_tensors
-    from keras_bert_x.convert.layout import assign_encoder_weights
-    from keras_bert_x.convert.reader import read_checkpoint
-    from keras_bert_x.models.pretrained import CONFIG_FILE, FORMAT_KEY, WEIGHTS_FILE, is_our_format
+def initialize_from(path, model):
+    """Loads the encoder and the heads `model` has from any format `from_pretrained` reads; a
+    head the checkpoint lacks stays freshly initialised (one warning line names it)."""
+    from keras_bert_x.models.pretrained import read_pretrained
+    from keras_bert_x.models.weights import load_checkpoint_weights
 
     if not os.path.isdir(path):
         raise BertInputError(f"--init_checkpoint={path}: no such directory")
-    if is_our_format(path):
-        with open(os.path.join(path, CONFIG_FILE), encoding="utf-8") as f:
-            data = json.load(f)
-        kind = data.pop(FORMAT_KEY).get("class")
-        check_same_shape(BertConfig.from_dict(data, source=path), pretrainer.config, path)
-        target = pretrainer if kind == "BertPretrainer" else pretrainer.encoder
-        try:
-            target.load_weights(os.path.join(path, WEIGHTS_FILE))
-        except (ValueError, OSError) as e:
-            raise BertInputError(f"{path}: cannot load weights ({str(e).splitlines()[0]})") from None
-        return "encoder and heads" if target is pretrainer else "encoder"
-    checkpoint = read_checkpoint(path)
-    check_same_shape(checkpoint.config, pretrainer.config, path)
-    assign_encoder_weights(pretrainer.encoder, checkpoint.tensors)
-    try:
-        assign_head_weights(pretrainer, read_head_tensors(checkpoint, path))
-        return "encoder and heads"
-    except BertInputError:
-        return "encoder (heads start fresh)"
+    checkpoint = read_pretrained(path)
+    check_same_shape(checkpoint.config, model.config, path)
+    return load_checkpoint_weights(model, checkpoint, path)
+
+
+def random_states(model):
+    """The state variables of the model's dropout seed generators.
+
+    Keras keeps them out of what `tf.train.Checkpoint(model=...)` tracks; saving them makes a
+    resumed run draw the same dropout masks as an uninterrupted one.
+    """
+    return [v.value for v in model.variables if v.path.endswith("seed_generator_state")]
 
 
 class CheckpointKeeper:

@@ -1,32 +1,47 @@
-"""The distributed pretraining step: `strategy.run` in a `tf.function`, not `model.fit`.
+"""The distributed training step: `strategy.run` in a `tf.function`, not `model.fit`.
 
 Keras 3's `fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585), and its
 `gradient_accumulation_steps` fails under MirroredStrategy; this loop works under every
-strategy. Each optimizer step takes one global batch; with `grad_accum_steps = k` every replica
-splits its share into k micro-batches and adds their gradients before one update, so the
-result equals the whole batch at once (losses are normalised by global counts, see losses.py)
-while activations are held for one micro-batch only.
+strategy, for every task (a task says what the model takes and how its loss is summed, see
+`losses.PretrainingTask`). Each optimizer step takes one global batch; with
+`grad_accum_steps = k` every replica splits its share into k micro-batches and adds their
+gradients before one update, so the result equals the whole batch at once (losses are
+normalised by global counts) while activations are held for one micro-batch only.
+
+Gradients are all-reduced once, by the loop: clipping by global norm needs the summed
+gradient, so the optimizer is handed it already reduced and told not to reduce again.
 """
 
 import tensorflow as tf
 
-from keras_bert_x.training.losses import pretraining_metrics, pretraining_sums
-
-MODEL_INPUTS = ("input_word_ids", "input_mask", "input_type_ids", "masked_lm_positions")
 _SUM = tf.distribute.ReduceOp.SUM
 
 
-class PretrainingLoop:
-    """Builds and runs the train and eval steps of a `BertPretrainer` under `strategy`.
+def _reduced_gradients_only(optimizer):
+    """Stops a Keras optimizer from all-reducing the (already all-reduced) gradients again.
+
+    Keras's TensorFlow optimizer sums gradients over replicas in `_all_reduce_sum_gradients`
+    inside `apply_gradients`; there is no public switch, so the instance's method is replaced.
+    """
+    if not hasattr(optimizer, "_all_reduce_sum_gradients"):
+        raise TypeError(f"{type(optimizer).__name__} is not a Keras optimizer on the TensorFlow "
+                        "backend (no _all_reduce_sum_gradients to disable)")
+    optimizer._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)
+
+
+class TrainingLoop:
+    """Builds and runs the train and eval steps of `model` on `task` under `strategy`.
 
     Create the model and optimizer under `strategy.scope()`. `loss_scale` > 0 turns on dynamic
-    loss scaling for mixed_float16: steps whose gradients overflow are skipped and the scale
-    halves; after 2000 good steps it doubles.
+    loss scaling for mixed_float16: a step whose gradients overflow changes no variable, the
+    scale halves; after 2000 good steps it doubles.
     """
 
-    def __init__(self, strategy, model, optimizer, grad_accum_steps=1, clip_norm=1.0,
+    GROWTH_INTERVAL = 2000
+
+    def __init__(self, strategy, model, optimizer, task, grad_accum_steps=1, clip_norm=1.0,
                  loss_scale=0.0):
-        self.strategy, self.model, self.optimizer = strategy, model, optimizer
+        self.strategy, self.model, self.optimizer, self.task = strategy, model, optimizer, task
         self.grad_accum_steps = grad_accum_steps
         self.clip_norm = clip_norm
         with strategy.scope():
@@ -35,17 +50,17 @@ class PretrainingLoop:
                                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
             self.good_steps = tf.Variable(0, trainable=False, name="good_steps",
                                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        _reduced_gradients_only(optimizer)
         self._use_loss_scale = loss_scale > 0
         self._train = tf.function(self._train_step)
         self._eval = tf.function(self._eval_step)
 
     # -- train ---------------------------------------------------------------------------------
-    def _replica_train(self, batch):
+    def _replica_gradients(self, batch):
+        """(all-reduced, unscaled, clipped gradients, sums, norm, all finite) on one replica."""
         ctx = tf.distribute.get_replica_context()
         variables = self.model.trainable_variables
-        totals = ctx.all_reduce(_SUM, {
-            "mlm": tf.reduce_sum(batch["masked_lm_weights"]),
-            "nsp": tf.cast(tf.shape(batch["next_sentence_labels"])[0], tf.float32)})
+        counts = ctx.all_reduce(_SUM, self.task.counts(batch))
         k = self.grad_accum_steps
         micro = tf.shape(batch["input_word_ids"])[0] // k
         grads = [tf.zeros_like(v) for v in variables]
@@ -53,9 +68,9 @@ class PretrainingLoop:
         for i in range(k):  # unrolled: k is small, and every micro-batch has the same shape
             part = {name: value[i * micro:(i + 1) * micro] for name, value in batch.items()}
             with tf.GradientTape() as tape:
-                outputs = self.model({n: part[n] for n in MODEL_INPUTS}, training=True)
-                s = pretraining_sums(part, outputs)
-                loss = s["mlm_loss"] / tf.maximum(totals["mlm"], 1.0) + s["nsp_loss"] / totals["nsp"]
+                outputs = self.model({n: part[n] for n in self.task.model_inputs}, training=True)
+                s = self.task.sums(part, outputs)
+                loss = self.task.loss(s, counts)
                 if self._use_loss_scale:
                     loss = loss * self.loss_scale
             step_grads = tape.gradient(loss, variables)
@@ -66,33 +81,46 @@ class PretrainingLoop:
             grads = [g / self.loss_scale for g in grads]
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
         grads, norm = tf.clip_by_global_norm(grads, self.clip_norm)
-        # The optimizer sums gradients over replicas again: hand it each replica's share.
-        share = 1.0 / ctx.num_replicas_in_sync
-        if self._use_loss_scale:
-            tf.cond(finite, lambda: self._apply(grads, variables, share), lambda: self._skip())
-        else:
-            self._apply(grads, variables, share)
+        return grads, sums, norm, finite
+
+    def _replica_apply(self, grads):
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+
+    def _replica_train(self, batch):
+        grads, sums, norm, _ = self._replica_gradients(batch)
+        self._replica_apply(grads)
         return sums, norm
 
-    def _apply(self, grads, variables, share):
-        self.optimizer.apply_gradients([(g * share, v) for g, v in zip(grads, variables)])
+    def _train_step(self, iterator):
+        batch = next(iterator)
         if self._use_loss_scale:
-            grow = self.good_steps + 1 >= 2000
-            self.loss_scale.assign(tf.where(grow, self.loss_scale * 2.0, self.loss_scale))
-            self.good_steps.assign(tf.where(grow, 0, self.good_steps + 1))
+            # Skipping must happen in cross-replica context: a tf.cond around apply_gradients
+            # inside strategy.run fails under MirroredStrategy (its merge_call cannot cross a
+            # control-flow graph). The gradients are all-reduced, so `finite` is the same on
+            # every replica and any one of them decides.
+            grads, sums, norm, finite = self.strategy.run(self._replica_gradients, args=(batch,))
+            finite = self.strategy.experimental_local_results(finite)[0]
+            tf.cond(finite, lambda: self._apply_and_grow(grads), self._skip)
+        else:
+            sums, norm = self.strategy.run(self._replica_train, args=(batch,))
+        sums = {n: self.strategy.reduce(_SUM, v, axis=None) for n, v in sums.items()}
+        metrics = self.task.metrics(sums)
+        metrics["grad_norm"] = self.strategy.experimental_local_results(norm)[0]
+        if self._use_loss_scale:
+            metrics["loss_scale"] = tf.identity(self.loss_scale)
+        return metrics
+
+    def _apply_and_grow(self, grads):
+        self.strategy.run(self._replica_apply, args=(grads,))
+        grow = self.good_steps + 1 >= self.GROWTH_INTERVAL
+        self.loss_scale.assign(tf.where(grow, self.loss_scale * 2.0, self.loss_scale))
+        self.good_steps.assign(tf.where(grow, 0, self.good_steps + 1))
         return tf.constant(True)
 
     def _skip(self):
         self.loss_scale.assign(tf.maximum(self.loss_scale / 2.0, 1.0))
         self.good_steps.assign(0)
         return tf.constant(False)
-
-    def _train_step(self, iterator):
-        sums, norm = self.strategy.run(self._replica_train, args=(next(iterator),))
-        sums = {n: self.strategy.reduce(_SUM, v, axis=None) for n, v in sums.items()}
-        metrics = pretraining_metrics(sums)
-        metrics["grad_norm"] = self.strategy.experimental_local_results(norm)[0]
-        return metrics
 
     def train_step(self, iterator):
         """One optimizer step on the next global batch; returns numpy metrics."""
@@ -101,8 +129,8 @@ class PretrainingLoop:
     # -- eval ----------------------------------------------------------------------------------
     def _eval_step(self, batch):
         def replica(batch):
-            outputs = self.model({n: batch[n] for n in MODEL_INPUTS}, training=False)
-            return pretraining_sums(batch, outputs)
+            outputs = self.model({n: batch[n] for n in self.task.model_inputs}, training=False)
+            return self.task.sums(batch, outputs)
 
         sums = self.strategy.run(replica, args=(batch,))
         return {n: self.strategy.reduce(_SUM, v, axis=None) for n, v in sums.items()}
@@ -117,4 +145,4 @@ class PretrainingLoop:
             total = sums if total is None else {n: total[n] + sums[n] for n in sums}
         if total is None:
             return {}
-        return {k: float(v) for k, v in pretraining_metrics(total).items()}
+        return {k: float(v) for k, v in self.task.metrics(total).items()}

@@ -44,6 +44,8 @@ class PretrainConfig:
     eval_steps: int = 100                  # batches per evaluation
     seed: int = 12345
     whole_word_mask: bool = False
+    nsp: bool = True                       # False: MLM only (BertMaskedLM, RoBERTa-style)
+    eval_interval_steps: int = 0           # also evaluate every N steps (0: at the end only)
     cluster_timeout: float = 120.0
     progress: bool = True
 
@@ -72,9 +74,8 @@ def _validate(cfg):
         raise BertInputError("give exactly one of --train_data (TFRecords) or --train_text")
     if cfg.train_text and not cfg.vocab_file:
         raise BertInputError("--train_text needs --vocab_file")
-    if cfg.train_batch_size % cfg.grad_accum_steps:
-        raise BertInputError(f"--train_batch_size={cfg.train_batch_size} is not divisible by "
-                             f"--grad_accum_steps={cfg.grad_accum_steps}")
+    if cfg.grad_accum_steps < 1:
+        raise BertInputError(f"--grad_accum_steps={cfg.grad_accum_steps}: must be at least 1")
     if cfg.mixed_precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
         raise BertInputError(f"--mixed_precision={cfg.mixed_precision}: choose float32, "
                              "mixed_bfloat16 or mixed_float16")
@@ -85,30 +86,48 @@ def _validate(cfg):
             expand_inputs(pattern)
 
 
+def _check_batch_split(cfg, replicas):
+    """Each replica takes an equal share of the global batch, cut into equal micro-batches;
+    anything else would drop examples silently (or leave a replica with zero gradients)."""
+    per_replica, rest = divmod(cfg.train_batch_size, replicas)
+    if rest or per_replica == 0:
+        raise BertInputError(f"--train_batch_size={cfg.train_batch_size} does not split evenly "
+                             f"over {replicas} replicas")
+    if per_replica % cfg.grad_accum_steps:
+        raise BertInputError(f"--train_batch_size={cfg.train_batch_size} gives {per_replica} "
+                             f"examples per replica, which --grad_accum_steps="
+                             f"{cfg.grad_accum_steps} does not divide into equal micro-batches")
+    if cfg.eval_data and cfg.eval_batch_size % replicas:
+        raise BertInputError(f"--eval_batch_size={cfg.eval_batch_size} does not split evenly "
+                             f"over {replicas} replicas")
+
+
 def _datasets(cfg, strategy, start_step):
     from keras_bert_x.data.instances import MaskingConfig
     from keras_bert_x.data.pretraining_dataset import inspect_records, pretraining_dataset
 
     def train_fn(ctx):
         per_replica = ctx.get_per_replica_batch_size(cfg.train_batch_size)
+        # Each pipeline feeds its replicas one batch each per step: skip what was consumed.
+        consumed = start_step * (ctx.num_replicas_in_sync // ctx.num_input_pipelines)
         if cfg.train_text:
             from keras_bert_x.data.dynamic_masking import dynamic_masking_dataset
 
             masking = MaskingConfig(cfg.max_seq_length, cfg.max_predictions_per_seq,
                                     do_whole_word_mask=cfg.whole_word_mask)
             return dynamic_masking_dataset(cfg.train_text, cfg.vocab_file, per_replica, masking,
-                                           seed=cfg.seed, input_context=ctx)
-        # Each pipeline feeds its replicas one batch each per step: skip what was consumed.
-        consumed = start_step * (ctx.num_replicas_in_sync // ctx.num_input_pipelines)
+                                           seed=cfg.seed, input_context=ctx, nsp=cfg.nsp,
+                                           skip_batches=consumed)
         return pretraining_dataset(cfg.train_data, per_replica, cfg.max_seq_length,
                                    cfg.max_predictions_per_seq, input_context=ctx, seed=cfg.seed,
-                                   skip_batches=consumed)
+                                   skip_batches=consumed, nsp=cfg.nsp)
 
-    if cfg.train_data:
-        from keras_bert_x.data.corpus import expand_inputs
+    from keras_bert_x.data.corpus import expand_inputs
 
-        inspect_records(expand_inputs(cfg.train_data)[0], cfg.max_seq_length,
-                        cfg.max_predictions_per_seq)  # bad files fail here, in one line
+    for pattern in (cfg.train_data, cfg.eval_data):
+        if pattern:  # bad files fail here, in one line
+            inspect_records(expand_inputs(pattern)[0], cfg.max_seq_length,
+                            cfg.max_predictions_per_seq, cfg.nsp)
     train = strategy.distribute_datasets_from_function(train_fn)
     evaluation = None
     if cfg.eval_data:
@@ -116,7 +135,7 @@ def _datasets(cfg, strategy, start_step):
             return pretraining_dataset(cfg.eval_data,
                                        ctx.get_per_replica_batch_size(cfg.eval_batch_size),
                                        cfg.max_seq_length, cfg.max_predictions_per_seq,
-                                       is_training=False, input_context=ctx)
+                                       is_training=False, input_context=ctx, nsp=cfg.nsp)
         evaluation = lambda: strategy.distribute_datasets_from_function(eval_fn)  # noqa: E731
     return train, evaluation
 
@@ -130,15 +149,56 @@ def _task():
     return kind == "chief" or (kind == "worker" and index == 0 and not has_chief), index
 
 
+def _build(cfg, config, strategy):
+    """(model, optimizer, loop, step variable), created under the strategy's scope."""
+    from keras_bert_x.models.encoder import BertEncoder
+    from keras_bert_x.models.masked_lm import BertMaskedLM
+    from keras_bert_x.models.pretrainer import BertPretrainer
+    from keras_bert_x.training.losses import PretrainingTask
+    from keras_bert_x.training.loop import TrainingLoop
+    from keras_bert_x.training.optimization import create_optimizer
+
+    with strategy.scope():
+        model = (BertPretrainer if cfg.nsp else BertMaskedLM)(BertEncoder(config))
+        optimizer = create_optimizer(cfg.optimizer, cfg.learning_rate, cfg.num_train_steps,
+                                     cfg.num_warmup_steps, cfg.weight_decay)
+        loop = TrainingLoop(strategy, model, optimizer, PretrainingTask(nsp=cfg.nsp),
+                            cfg.grad_accum_steps, cfg.clip_norm, loss_scale=2.0 ** 15
+                            if cfg.mixed_precision == "mixed_float16" else 0.0)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    return model, optimizer, loop, step
+
+
+class _Evaluator:
+    """Evaluates --eval_data; every result goes to eval_metrics.jsonl and TensorBoard's eval/."""
+
+    def __init__(self, cfg, loop, make_dataset, is_chief):
+        self.cfg, self.loop, self.make_dataset = cfg, loop, make_dataset
+        self.writer = tf.summary.create_file_writer(os.path.join(cfg.model_dir, "eval")) \
+            if is_chief else tf.summary.create_noop_writer()
+        self.path = os.path.join(cfg.model_dir, "eval_metrics.jsonl") if is_chief else None
+
+    def __call__(self, step):
+        metrics = self.loop.evaluate(self.make_dataset(), max_batches=self.cfg.eval_steps)
+        print(f"eval step {step} " + json.dumps(metrics), file=sys.stderr)
+        with self.writer.as_default(step=step):
+            for name, value in metrics.items():
+                tf.summary.scalar(name, value)
+        if self.path:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"step": step, **metrics}) + "\n")
+        return metrics
+
+
 def run_pretraining(cfg):
-    """Trains a BertPretrainer; returns the last metrics. Resumes from `model_dir` if it can."""
+    """Trains a BertPretrainer (BertMaskedLM with nsp=False); returns the last metrics.
+
+    Resumes from `model_dir` if it can.
+    """
     from tqdm import tqdm
 
-    from keras_bert_x.models.encoder import BertEncoder
-    from keras_bert_x.models.pretrainer import BertPretrainer
-    from keras_bert_x.training.checkpoints import CheckpointKeeper, StopFlag, initialize_from
-    from keras_bert_x.training.loop import PretrainingLoop
-    from keras_bert_x.training.optimization import create_optimizer
+    from keras_bert_x.training.checkpoints import (CheckpointKeeper, StopFlag, initialize_from,
+                                                   random_states)
     from keras_bert_x.training.strategy import create_strategy
 
     _validate(cfg)
@@ -146,25 +206,20 @@ def run_pretraining(cfg):
     keras.utils.set_random_seed(cfg.seed)
     keras.mixed_precision.set_global_policy(cfg.mixed_precision)
     strategy = create_strategy(cfg.strategy, cfg.tpu, cfg.cluster_timeout)
+    _check_batch_split(cfg, strategy.num_replicas_in_sync)
     is_chief, task_id = _task()
-    with strategy.scope():
-        pretrainer = BertPretrainer(BertEncoder(config))
-        optimizer = create_optimizer(cfg.optimizer, cfg.learning_rate, cfg.num_train_steps,
-                                     cfg.num_warmup_steps, cfg.weight_decay)
-        loop = PretrainingLoop(strategy, pretrainer, optimizer, cfg.grad_accum_steps,
-                               cfg.clip_norm, loss_scale=2.0 ** 15
-                               if cfg.mixed_precision == "mixed_float16" else 0.0)
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    model, optimizer, loop, step = _build(cfg, config, strategy)
     keeper = CheckpointKeeper(os.path.join(cfg.model_dir, "checkpoints"), cfg.keep_checkpoint_max,
-                              is_chief, task_id, model=pretrainer, optimizer=optimizer, step=step,
-                              loss_scale=loop.loss_scale)
+                              is_chief, task_id, model=model, optimizer=optimizer, step=step,
+                              loss_scale=loop.loss_scale, random_states=random_states(model))
     if keeper.restore_latest():
         print(f"resumed from {keeper.latest} at step {int(step.numpy())}", file=sys.stderr)
     elif cfg.init_checkpoint:
-        loaded = initialize_from(cfg.init_checkpoint, pretrainer)
-        print(f"initialized {loaded} from {cfg.init_checkpoint}", file=sys.stderr)
+        initialize_from(cfg.init_checkpoint, model)
+        print(f"initialized from {cfg.init_checkpoint}", file=sys.stderr)
     start = int(step.numpy())
-    train, evaluation = _datasets(cfg, strategy, start)
+    train, make_eval_dataset = _datasets(cfg, strategy, start)
+    evaluate = _Evaluator(cfg, loop, make_eval_dataset, is_chief) if make_eval_dataset else None
     iterator = iter(train)
 
     os.makedirs(cfg.model_dir, exist_ok=True)
@@ -200,15 +255,17 @@ def run_pretraining(cfg):
             if stop.requested:
                 print(f"SIGTERM: saved checkpoint at step {current}, exiting", file=sys.stderr)
                 raise SystemExit(143)
+            if (evaluate and cfg.eval_interval_steps and current % cfg.eval_interval_steps == 0
+                    and current < cfg.num_train_steps):
+                evaluate(current)
         if keeper.latest is None or not keeper.latest.endswith(f"-{int(step.numpy())}"):
             keeper.save(int(step.numpy()))
     finally:
         bar.close()
         if log:
             log.close()
-    if evaluation is not None:
-        eval_metrics = loop.evaluate(evaluation(), max_batches=cfg.eval_steps)
-        print("eval " + json.dumps(eval_metrics), file=sys.stderr)
+    if evaluate is not None:
+        eval_metrics = evaluate(int(step.numpy()))
         if is_chief:
             with open(os.path.join(cfg.model_dir, "eval_metrics.json"), "w") as f:
                 json.dump(eval_metrics, f, indent=2)
@@ -217,6 +274,6 @@ def run_pretraining(cfg):
         if cfg.vocab_file:
             from keras_bert_x.text.tokenizer import load_vocabulary
 
-            pretrainer.vocabulary = load_vocabulary(cfg.vocab_file)
-        pretrainer.save_pretrained(os.path.join(cfg.model_dir, "pretrained"), overwrite=True)
+            model.vocabulary = load_vocabulary(cfg.vocab_file)
+        model.save_pretrained(os.path.join(cfg.model_dir, "pretrained"), overwrite=True)
     return metrics

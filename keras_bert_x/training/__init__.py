@@ -1,0 +1,1 @@
+"""Training: the distributed loop, tasks, optimizers, strategies and checkpoints."""
