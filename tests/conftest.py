@@ -7,8 +7,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import pytest
+import tensorflow as tf
 
 import keras_bert_x as kbx
+
+# Two logical CPUs for the whole session (possible only before TensorFlow starts its runtime):
+# in-process tests can then run MirroredStrategy over two replicas. Everything else still runs
+# on /cpu:0 by default.
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0],
+    [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
 from tests.helpers import SENTENCES
 

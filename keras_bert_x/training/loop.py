@@ -63,8 +63,7 @@ class TrainingLoop:
         counts = ctx.all_reduce(_SUM, self.task.counts(batch))
         k = self.grad_accum_steps
         micro = tf.shape(batch["input_word_ids"])[0] // k
-        grads = [tf.zeros_like(v) for v in variables]
-        sums = None
+        grads, sums = None, None
         for i in range(k):  # unrolled: k is small, and every micro-batch has the same shape
             part = {name: value[i * micro:(i + 1) * micro] for name, value in batch.items()}
             with tf.GradientTape() as tape:
@@ -74,7 +73,12 @@ class TrainingLoop:
                 if self._use_loss_scale:
                     loss = loss * self.loss_scale
             step_grads = tape.gradient(loss, variables)
-            grads = [a + tf.convert_to_tensor(b) for a, b in zip(grads, step_grads)]
+            if grads is None:
+                # Variables the loss does not reach (the pooler of a BertMaskedLM) get no
+                # gradient, and no update: not even weight decay.
+                self._trained = [j for j, g in enumerate(step_grads) if g is not None]
+                grads = [tf.zeros_like(variables[j]) for j in self._trained]
+            grads = [a + tf.convert_to_tensor(step_grads[j]) for a, j in zip(grads, self._trained)]
             sums = s if sums is None else {n: sums[n] + s[n] for n in s}
         grads = ctx.all_reduce(_SUM, grads)
         if self._use_loss_scale:
@@ -84,7 +88,8 @@ class TrainingLoop:
         return grads, sums, norm, finite
 
     def _replica_apply(self, grads):
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        variables = self.model.trainable_variables
+        self.optimizer.apply_gradients(zip(grads, [variables[j] for j in self._trained]))
 
     def _replica_train(self, batch):
         grads, sums, norm, _ = self._replica_gradients(batch)

@@ -1,5 +1,6 @@
 """trainers/pretrain.py: resume after kill -9, Model Garden records, bad input, TPU errors."""
 
+import json
 import os
 import random
 import signal
@@ -12,8 +13,18 @@ import pytest
 from tests.training.conftest import P, ROOT, T, common_args, losses, run_script
 
 
-def test_kill_9_then_resume_gives_the_same_losses(train_files, tmp_path):
+@pytest.mark.parametrize("variant", ["fp32", "mirrored_fp16_dropout"])
+def test_kill_9_then_resume_gives_the_same_losses(train_files, tmp_path, variant):
+    """Also as GPU users run it: two replicas, mixed_float16 and dropout on. The dropout seed
+    states and the loss scale are in the checkpoint, so the resumed run draws the same masks."""
     args = common_args(train_files, num_train_steps=12, save_checkpoints_steps=2)
+    if variant != "fp32":
+        config = json.loads(open(train_files[2]).read())
+        config.update(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+        (tmp_path / "dropout.json").write_text(json.dumps(config))
+        args = common_args(train_files, num_train_steps=12, save_checkpoints_steps=2,
+                           config=tmp_path / "dropout.json", mixed_precision="mixed_float16",
+                           strategy="mirrored", num_cpu_devices=2)
     reference = tmp_path / "reference"
     run = run_script("pretrain.py", f"--model_dir={reference}", *args)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -79,7 +90,7 @@ def test_trains_on_model_garden_records(train_files, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["no_match", "bad_features", "init_shapes", "bad_tpu",
-                                  "tpu_name"])
+                                  "tpu_name", "accum_uneven", "accum_per_replica"])
 def test_bad_input_one_error_line(train_files, tmp_path, case, minilm_dir):
     model_dir = tmp_path / "run"
     (model_dir / "checkpoints").mkdir(parents=True)
@@ -95,8 +106,14 @@ def test_bad_input_one_error_line(train_files, tmp_path, case, minilm_dir):
         expected = "hidden_size is 384 but the training config has 32"
     elif case == "bad_tpu":
         overrides, expected = {"tpu": "grpc://127.0.0.1:1"}, "cannot reach the TPU"
-    else:
+    elif case == "tpu_name":
         overrides, expected = {"tpu": "no-such-tpu-xyz"}, "--tpu=no-such-tpu-xyz"
+    elif case == "accum_uneven":  # 8 examples cannot make 3 equal micro-batches
+        overrides = {"grad_accum_steps": 3}
+        expected = "gives 8 examples per replica, which --grad_accum_steps=3 does not divide"
+    else:  # 8 over 2 replicas is 4 each: fewer than 8 micro-batches
+        overrides = {"grad_accum_steps": 8, "strategy": "mirrored", "num_cpu_devices": 2}
+        expected = "gives 4 examples per replica, which --grad_accum_steps=8 does not divide"
     start = time.time()
     run = run_script("pretrain.py", f"--model_dir={model_dir}",
                      *common_args(train_files, **overrides), timeout=120)
@@ -106,3 +123,46 @@ def test_bad_input_one_error_line(train_files, tmp_path, case, minilm_dir):
     assert "Traceback" not in run.stderr
     assert time.time() - start < 90
     assert sorted(p.name for p in (model_dir / "checkpoints").iterdir()) == ["keep.txt"]
+
+
+@pytest.mark.parametrize("form", ["bare_first", "bare_middle", "bare_last", "named", "address",
+                                  "space_separated"])
+def test_tpu_flag_forms(train_files, tmp_path, form):
+    """`--tpu` as Cloud TPU VM users type it. Without a TPU each form ends at the probe of the
+    TPU it means, with one error line naming it."""
+    rest = [f"--model_dir={tmp_path}", *common_args(train_files)]
+    argv, expected = {
+        "bare_first": (["--tpu", *rest], "--tpu=local:"),
+        "bare_middle": ([rest[0], "--tpu", *rest[1:]], "--tpu=local:"),
+        "bare_last": ([*rest, "--tpu"], "--tpu=local:"),
+        "named": ([*rest, "--tpu=no-such-tpu-xyz"], "--tpu=no-such-tpu-xyz:"),
+        "address": ([*rest, "--tpu=grpc://127.0.0.1:1"], "cannot reach the TPU"),
+        "space_separated": ([*rest, "--tpu", "my-tpu"],
+                            "unexpected argument 'my-tpu' (a TPU name goes as --tpu=NAME)"),
+    }[form]
+    run = run_script("pretrain.py", *argv, timeout=120)
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 1 and len(errors) == 1, run.stderr[-3000:]
+    assert expected in errors[0], errors[0]
+    assert "Traceback" not in run.stderr
+
+
+def test_tpu_help_explains_the_forms():
+    run = run_script("pretrain.py", "--helpfull", timeout=120)
+    assert "a bare --tpu means this VM's TPU ('local')" in " ".join(run.stdout.split())
+
+
+def test_output_is_clean(train_files, tmp_path):
+    """What a user reads: no TensorFlow start-up lines, no absl INFO lines (functional_saver
+    and the like) between the progress bar and the metrics."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "trainers", "pretrain.py"),
+                          f"--model_dir={tmp_path}", *common_args(train_files),
+                          f"--eval_data={train_files[0]}", "--eval_steps=2"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    noise = [line for line in (run.stdout + run.stderr).splitlines()
+             if "oneDNN" in line or "cuInit" in line or "cpu_feature_guard" in line
+             or "functional_saver" in line or line.startswith(("I1", "W1", "E1"))]
+    assert noise == [], noise
+    assert [line.split()[0] for line in run.stdout.splitlines()] == ["final"]

@@ -17,6 +17,7 @@ def single_device(train_files, tmp_path_factory):
 def _assert_same(reference, other, tolerance=1e-5):
     assert sorted(reference) == sorted(other) == list(range(1, 7))
     worst = max(abs(reference[s] - other[s]) for s in reference)
+    print(f"worst per-step loss difference {worst:.2e}")
     assert worst <= tolerance, (worst, reference, other)
     assert reference[6] < reference[1]  # and it does learn
 
@@ -67,3 +68,20 @@ def test_missing_peer_fails_within_the_cluster_timeout(train_files, tmp_path):
     assert run.returncode != 0
     assert "did not come up within 10s" in run.stderr
     assert time.time() - start < 60
+
+
+@pytest.mark.parametrize("strategy", [
+    [], ["--strategy=mirrored", "--num_cpu_devices=2"],
+    pytest.param("two_workers", marks=pytest.mark.slow)])
+def test_mixed_float16_trains_under_every_strategy(single_device, train_files, tmp_path,
+                                                   strategy):
+    """fp16 with dynamic loss scaling, as GPU users run it, on one device, two mirrored
+    replicas and two workers: it trains, and its losses follow the fp32 run's."""
+    args = [f"--model_dir={tmp_path}", "--mixed_precision=mixed_float16",
+            *common_args(train_files)]
+    if strategy == "two_workers":
+        run = run_script("launch_local.py", "--num_workers=2", "--timeout=500", "--", *args)
+    else:
+        run = run_script("pretrain.py", *strategy, *args)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    _assert_same(single_device, losses(tmp_path), tolerance=1e-3)
