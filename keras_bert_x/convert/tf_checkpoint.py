@@ -3,7 +3,7 @@
 import glob
 import os
 
-from keras_bert_x.errors import BertInputError
+from keras_bert_x.errors import BertInputError, first_line
 
 
 def find_checkpoint_prefix(path):
@@ -31,8 +31,7 @@ def open_checkpoint(prefix):
         reader = tf.train.load_checkpoint(prefix)
         return reader, reader.get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BertInputError(f"{prefix}: cannot read TensorFlow checkpoint ({first})") from None
+        raise BertInputError(f"{prefix}: cannot read TensorFlow checkpoint ({first_line(e)})") from None
 
 
 def tensor_getter(reader, shapes, prefix):

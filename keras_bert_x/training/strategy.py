@@ -6,7 +6,7 @@ from urllib.parse import urlparse
 
 import tensorflow as tf
 
-from keras_bert_x.errors import BertInputError
+from keras_bert_x.errors import BertInputError, first_line
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -38,8 +38,7 @@ def tpu_strategy(tpu, probe_timeout=5.0):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, OSError, tf.errors.OpError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BertInputError(f"--tpu={tpu}: {first}") from None
+        raise BertInputError(f"--tpu={tpu}: {first_line(e)}") from None
     return tf.distribute.TPUStrategy(resolver)
 
 

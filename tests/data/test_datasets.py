@@ -14,7 +14,7 @@ from tests.helpers import write_brown_subset
 
 T, P = 64, 10
 KEYS = {"input_word_ids", "input_mask", "input_type_ids", "masked_lm_positions", "masked_lm_ids",
-        "masked_lm_weights", "next_sentence_labels"}
+        "masked_lm_weights", "next_sentence_labels", "example_weights"}
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +43,48 @@ def test_input_pipelines_see_disjoint_examples(shards):
     def examples(pipelines, pipeline_id, files):
         ctx = tf.distribute.InputContext(pipelines, pipeline_id, pipelines)
         ds = pretraining_dataset(files, 1, T, P, is_training=False, input_context=ctx)
-        return {tuple(b["input_word_ids"].numpy()[0]) for b in ds}
+        return {tuple(b["input_word_ids"].numpy()[0]) for b in ds if b["example_weights"][0] > 0}
 
     everything = examples(1, 0, shards)
     for files in (shards, shards[:1]):  # by file (4 files), by record (1 file)
         a, b = examples(2, 0, files), examples(2, 1, files)
         assert a and b and not a & b
         assert a | b == examples(1, 0, files) <= everything
+
+
+@pytest.mark.parametrize("num_files", [4, 1])
+def test_evaluation_batches_are_full_and_alike_on_every_pipeline(shards, num_files):
+    """The last batches are padded with weight-0 examples (no new shape for TPUs), and every
+    input pipeline yields the same number of batches (no worker waits for another)."""
+    files = shards[:num_files]
+    total = sum(1 for f in files for _ in tf.data.TFRecordDataset(f, compression_type="GZIP"))
+    per_pipeline = []
+    for pipeline in range(2):
+        ctx = tf.distribute.InputContext(2, pipeline, 2)
+        batches = list(pretraining_dataset(files, 7, T, P, is_training=False, input_context=ctx))
+        assert all(b["input_word_ids"].shape == (7, T) for b in batches)
+        weights = np.concatenate([b["example_weights"].numpy() for b in batches])
+        masked = np.concatenate([b["masked_lm_weights"].numpy() for b in batches])
+        assert set(np.unique(weights)) <= {0.0, 1.0} and (masked[weights == 0] == 0).all()
+        assert (np.diff(weights) <= 0).all()  # real examples first, padding only at the end
+        per_pipeline.append((len(batches), int(weights.sum())))
+    assert per_pipeline[0][0] == per_pipeline[1][0]
+    assert per_pipeline[0][1] + per_pipeline[1][1] == total
+
+
+def test_mlm_only_data_needs_no_next_sentence_labels(tmp_path):
+    names = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids")
+    feature = {n: tf.train.Feature(int64_list=tf.train.Int64List(value=[1] * (
+        P if n.startswith("masked") else T))) for n in names}
+    feature["masked_lm_weights"] = tf.train.Feature(float_list=tf.train.FloatList(value=[1.] * P))
+    with tf.io.TFRecordWriter(str(tmp_path / "mlm.tfrecord")) as writer:
+        for _ in range(4):
+            writer.write(tf.train.Example(features=tf.train.Features(
+                feature=feature)).SerializeToString())
+    with pytest.raises(kbx.BertInputError, match="feature 'next_sentence_labels' is missing"):
+        pretraining_dataset(str(tmp_path / "mlm.tfrecord"), 2, T, P)
+    batch = next(iter(pretraining_dataset(str(tmp_path / "mlm.tfrecord"), 2, T, P, nsp=False)))
+    assert set(batch) == KEYS and batch["next_sentence_labels"].numpy().tolist() == [0, 0]
 
 
 def test_wrong_sequence_length_is_named(shards):
@@ -89,6 +124,54 @@ def test_dynamic_masking(corpus, vocab_file, whole_word):
         suffix = vocab.is_suffix[restored] & (data["input_mask"] > 0)
         after_special = np.isin(restored[:, :-1], [vocab.cls_id, vocab.sep_id])
         assert not (suffix[:, 1:] & ~after_special & (masked[:, 1:] != masked[:, :-1])).any()
+
+
+def _unmasked(batch):
+    """The batch's token ids with the original tokens put back at the masked positions."""
+    ids = batch["input_word_ids"].copy()
+    rows, cols = np.nonzero(batch["masked_lm_weights"] > 0)
+    ids[rows, batch["masked_lm_positions"][rows, cols]] = batch["masked_lm_ids"][rows, cols]
+    return ids
+
+
+def test_random_replacements_are_ordinary_tokens(corpus, vocab_file):
+    """tf-text draws them from the whole vocabulary ([CLS], [SEP], [MASK], [unusedN] ...);
+    like Google's script, we never put those in the input."""
+    vocab = Vocab(load_vocabulary(vocab_file))
+    ds = dynamic_masking_dataset(corpus, vocab_file, 32, MaskingConfig(T, P), seed=5)
+    replaced = []
+    for batch in ds.take(40):
+        b = {k: v.numpy() for k, v in batch.items()}
+        rows, cols = np.nonzero(b["masked_lm_weights"] > 0)
+        shown = b["input_word_ids"][rows, b["masked_lm_positions"][rows, cols]]
+        originals = b["masked_lm_ids"][rows, cols]
+        replaced.extend(shown[(shown != originals) & (shown != vocab.mask_id)])
+    assert len(replaced) > 500
+    assert np.isin(replaced, vocab.random_ids).all()
+
+
+def test_mlm_only_text_gives_single_segments(corpus, vocab_file):
+    vocab = Vocab(load_vocabulary(vocab_file))
+    ds = dynamic_masking_dataset(corpus, vocab_file, 16, MaskingConfig(T, P), seed=2, nsp=False)
+    for batch in ds.take(5):
+        b = {k: v.numpy() for k, v in batch.items()}
+        ids = _unmasked(b)
+        assert (b["input_type_ids"] == 0).all() and (b["next_sentence_labels"] == 0).all()
+        lengths = b["input_mask"].sum(axis=1)
+        assert (ids[:, 0] == vocab.cls_id).all()
+        assert (ids[np.arange(len(ids)), lengths - 1] == vocab.sep_id).all()
+        assert ((ids == vocab.sep_id).sum(axis=1) == 1).all()
+    assert lengths.mean() > T / 2  # sentences are packed, not one per sequence
+
+
+def test_dynamic_masking_resumes_where_it_stopped(corpus, vocab_file):
+    config = MaskingConfig(T, P)
+    fresh = list(dynamic_masking_dataset(corpus, vocab_file, 8, config, seed=4).take(7))
+    resumed = next(iter(dynamic_masking_dataset(corpus, vocab_file, 8, config, seed=4,
+                                                skip_batches=6)))
+    want, got = ({k: v.numpy() for k, v in b.items()} for b in (fresh[6], resumed))
+    np.testing.assert_array_equal(_unmasked(want), _unmasked(got))
+    np.testing.assert_array_equal(want["next_sentence_labels"], got["next_sentence_labels"])
 
 
 def test_dynamic_masks_change_between_epochs(corpus, vocab_file, tmp_path):

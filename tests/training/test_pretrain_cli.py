@@ -166,3 +166,37 @@ def test_output_is_clean(train_files, tmp_path):
              or "functional_saver" in line or line.startswith(("I1", "W1", "E1"))]
     assert noise == [], noise
     assert [line.split()[0] for line in run.stdout.splitlines()] == ["final"]
+
+
+@pytest.mark.parametrize("source", ["records", "text"])
+def test_mlm_only_pretraining(train_files, tmp_path, source):
+    """--nonsp trains a BertMaskedLM: next_sentence_labels are not read (records) or not made
+    (text: single segments), and the saved model loads as one."""
+    import keras_bert_x as kbx
+
+    overrides = {"nonsp": None}
+    if source == "text":
+        overrides.update(train_data="", train_text=os.path.join(os.path.dirname(train_files[0]),
+                                                                "corpus.txt"))
+    run = run_script("pretrain.py", f"--model_dir={tmp_path}",
+                     *common_args(train_files, **overrides))
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert "nsp_loss" not in rows[0] and rows[-1]["mlm_loss"] < rows[0]["mlm_loss"]
+    config = json.loads((tmp_path / "pretrained" / "config.json").read_text())
+    assert config["keras_bert_x"]["class"] == "BertMaskedLM"
+    assert kbx.BertMaskedLM.from_pretrained(tmp_path / "pretrained").vocabulary is not None
+
+
+def test_init_from_a_masked_lm_checkpoint_warns_once(train_files, tmp_path):
+    """A BertMaskedLM directory as --init_checkpoint of NSP pretraining: its MLM head is used,
+    and one warning line says the next-sentence head starts fresh."""
+    first = tmp_path / "mlm"
+    assert run_script("pretrain.py", f"--model_dir={first}",
+                      *common_args(train_files, nonsp=None, num_train_steps=2)).returncode == 0
+    run = run_script("pretrain.py", f"--model_dir={tmp_path / 'both'}",
+                     *common_args(train_files, init_checkpoint=first / "pretrained",
+                                  num_train_steps=2))
+    assert run.returncode == 0, run.stderr[-3000:]
+    warnings = [line for line in run.stderr.splitlines() if "fresh" in line]
+    assert len(warnings) == 1 and "next-sentence head (cls/seq_relationship)" in warnings[0]
