@@ -30,8 +30,11 @@ def _generate(corpus, vocab_file, out, whole_word=False, seed=7, workers=0, dupe
 
 
 def _read_all(path):
+    """Every example of a file (the evaluation reader, less its weight-0 padding)."""
     batches = list(pretraining_dataset(str(path), 4096, T, P, is_training=False))
-    return {k: np.concatenate([b[k].numpy() for b in batches]) for k in batches[0]}
+    data = {k: np.concatenate([b[k].numpy() for b in batches]) for k in batches[0]}
+    real = data["example_weights"] > 0
+    return {k: v[real] for k, v in data.items()}
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["token", "whole_word"])
