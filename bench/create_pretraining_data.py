@@ -23,15 +23,34 @@ sys.path.insert(0, ROOT)
 # the share of NSP pairs labelled random-next}.
 OURS = """
 import json, sys, time
+import numpy as np
 from keras_bert_x.data.create_pretraining_data import create_pretraining_data
-from keras_bert_x.data.instances import MaskingConfig
+from keras_bert_x.data.instances import MaskingConfig, Vocab
+from keras_bert_x.data.pretraining_dataset import pretraining_dataset
 from keras_bert_x.text.tokenizer import load_vocabulary
 inp, out, vocab_file, dupe, seed = sys.argv[1:6]
+tokens = load_vocabulary(vocab_file)
 start = time.time()
-summary = create_pretraining_data([inp], [out], load_vocabulary(vocab_file), MaskingConfig(),
-                                  int(dupe), int(seed))
-print(json.dumps({"seconds": time.time() - start, "records": summary.instances,
-                  "random_next": summary.random_next / summary.instances}))
+summary = create_pretraining_data([inp], [out], tokens, MaskingConfig(), int(dupe), int(seed))
+seconds = time.time() - start
+# Not timed: what the masking did, read back from the file.
+vocab, shown, original, real = Vocab(tokens), [], [], 0
+for b in pretraining_dataset(out, 4096, is_training=False):
+    b = {k: v.numpy() for k, v in b.items()}
+    rows, cols = np.nonzero(b["masked_lm_weights"] > 0)
+    shown.append(b["input_word_ids"][rows, b["masked_lm_positions"][rows, cols]])
+    original.append(b["masked_lm_ids"][rows, cols])
+    real += int(b["input_mask"].sum())
+shown, original = np.concatenate(shown), np.concatenate(original)
+replaced = (shown != original) & (shown != vocab.mask_id)
+print(json.dumps({"seconds": seconds, "records": summary.instances,
+                  "random_next": summary.random_next / summary.instances,
+                  "masked_fraction": len(shown) / real,
+                  "as_mask": float(np.mean(shown == vocab.mask_id)),
+                  "unchanged": float(np.mean(shown == original)),
+                  "random_token": float(np.mean(replaced)),
+                  "special_tokens_masked": int(np.isin(original, [vocab.cls_id, vocab.sep_id, 0]).sum()),
+                  "special_replacements": int((replaced & ~np.isin(shown, vocab.random_ids)).sum())}))
 """
 
 MODEL_GARDEN = """
@@ -109,6 +128,11 @@ def main():
               f"{r['random_next']:.1%} random-next)")
     print(f"  speed-up: {report['speedup_work']:.1f}x documents/s (work), "
           f"{report['speedup_wall']:.1f}x wall clock")
+    o = report["ours"]
+    print(f"  ours: {o['masked_fraction']:.1%} of real tokens masked: {o['as_mask']:.1%} [MASK], "
+          f"{o['unchanged']:.1%} unchanged, {o['random_token']:.1%} random; "
+          f"{o['special_tokens_masked']} special tokens masked, "
+          f"{o['special_replacements']} special replacements")
 
 
 if __name__ == "__main__":
