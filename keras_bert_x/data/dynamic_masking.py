@@ -35,8 +35,9 @@ def _group_whole_words(ids, is_suffix, special):
 class _OrdinaryTokenChooser(tf_text.MaskValuesChooser):
     """tf-text's 80/10/10 chooser, with random replacements drawn from ordinary tokens only.
 
-    tf-text draws them from the whole vocabulary, [CLS]/[SEP]/[PAD]/[MASK]/[unusedN] included;
-    Google's script and our `create_pretraining_data` never insert those. Ids are shifted up by
+    tf-text draws them from the whole vocabulary, [CLS]/[SEP]/[PAD]/[MASK]/[unusedN] included
+    (so does Google's script); our `create_pretraining_data` never inserts those, and text input
+    must give the same kind of examples as TFRecords. Ids are shifted up by
     R = the number of ordinary tokens and the vocabulary size given to tf-text is R, so its
     random draws land in [0, R) — indices into the ordinary tokens — and nothing else does.
     """

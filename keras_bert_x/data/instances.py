@@ -188,20 +188,26 @@ def segments_from_document(documents, index, config, vocab, rng):
     """Yields (ids, segment_ids, False) single-segment sequences of `documents[index]`, unmasked:
     RoBERTa's DOC-SENTENCES input for MLM-only pretraining (no NSP pairs, no second segment).
 
-    Consecutive sentences fill `[CLS] ... [SEP]` up to `max_seq_length` (a shorter target with
-    probability `short_seq_prob`, as for pairs); a sentence longer than the room is cut.
+    Consecutive sentences fill `[CLS] ... [SEP]` until a target length is reached (the longest
+    that fits, or with probability `short_seq_prob` a shorter one, drawn anew for each
+    sequence); what does not fit continues in the next sequence, so no text is dropped.
     """
     max_num_tokens = config.max_seq_length - 2
-    target = max_num_tokens
-    if rng.random() < config.short_seq_prob:
-        target = rng.randint(2, max_num_tokens)
-    tokens = []
-    for i, sentence in enumerate(documents[index]):
+
+    def draw_target():
+        if rng.random() < config.short_seq_prob:
+            return rng.randint(2, max_num_tokens)
+        return max_num_tokens
+
+    target, tokens = draw_target(), []
+    sentences = documents[index]
+    for i, sentence in enumerate(sentences):
         tokens.extend(sentence)
-        if len(tokens) >= target or i == len(documents[index]) - 1:
-            ids = np.array([vocab.cls_id, *tokens[:max_num_tokens], vocab.sep_id], np.int64)
+        last = i == len(sentences) - 1
+        while tokens and (len(tokens) >= target or last):
+            ids = np.array([vocab.cls_id, *tokens[:target], vocab.sep_id], np.int64)
             yield ids, np.zeros(len(ids), np.int64), False
-            tokens = []
+            tokens, target = tokens[target:], draw_target()
 
 
 def instances_from_documents(documents, indices, config, vocab, rng, np_rng):

@@ -77,17 +77,19 @@ def count_records(files, compression):
 
 def pretraining_dataset(file_patterns, batch_size, max_seq_length=128,
                         max_predictions_per_seq=20, is_training=True, input_context=None,
-                        seed=None, shuffle_buffer=10000, skip_batches=0, nsp=True):
+                        seed=None, shuffle_buffer=10000, skip_batches=0, nsp=True,
+                        record_counts=None):
     """A `tf.data.Dataset` of pretraining batches.
 
     `batch_size` is per input pipeline (the per-replica batch under tf.distribute). With an
     `input_context`, files are split between input pipelines when there are enough of them,
     records otherwise, so that no two pipelines see the same example. Training repeats forever
     and shuffles (seeded by `seed`); with a seed the order is fixed, so `skip_batches` resumes
-    exactly where a run stopped. Evaluation reads once, in order, and every pipeline yields the
+    exactly where a run stopped. Evaluation reads once, in order, and every replica gets the
     same number of full batches: the last ones are padded with weight-0 examples (as Model
     Garden does), so no batch has a new shape (a recompilation on TPU) and no worker waits for
-    another. `nsp=False` reads files without `next_sentence_labels` (MLM-only data).
+    another. Sizing that needs the number of records per file (`record_counts`, counted when
+    not given). `nsp=False` reads files without `next_sentence_labels` (MLM-only data).
     """
     files = expand_inputs(file_patterns)
     v2, compression = inspect_records(files[0], max_seq_length, max_predictions_per_seq, nsp)
@@ -118,12 +120,16 @@ def pretraining_dataset(file_patterns, batch_size, max_seq_length=128,
         dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
-    counts = count_records(files, compression)
+    counts = record_counts if record_counts is not None else count_records(files, compression)
     if shard_files:
         per_pipeline = [sum(counts[i::pipelines]) for i in range(pipelines)]
     else:
         per_pipeline = [len(range(i, sum(counts), pipelines)) for i in range(pipelines)]
+    # A pipeline feeding several replicas (MirroredStrategy, a TPU host) gives each one batch
+    # a step: a whole number of steps keeps every replica's last batch full.
+    replicas = input_context.num_replicas_in_sync // pipelines if input_context else 1
     num_batches = max(math.ceil(n / batch_size) for n in per_pipeline)
+    num_batches = math.ceil(num_batches / replicas) * replicas
     padding = tf.data.Dataset.from_tensors(
         _padding_example(max_seq_length, max_predictions_per_seq)).repeat()
     dataset = dataset.batch(batch_size).map(parse).unbatch().concatenate(padding)

@@ -25,6 +25,8 @@ class BertMaskedLM(BertHeadModel):
     (1, 1, 100)
     """
 
+    uses_pooler = False  # its encoder's pooled output feeds nothing
+
     def __init__(self, encoder, name="bert_masked_lm", **kwargs):
         inputs = model_inputs("masked_lm_positions")
         mlm = MaskedLMHead.for_encoder(encoder, name="masked_lm")

@@ -118,7 +118,10 @@ def load_checkpoint_weights(model, checkpoint, where):
     assign_encoder_weights(encoder, checkpoint.tensors)
     wanted = head_variables(model)
     kind = type(model).__name__
-    missing = [g for g in wanted if g not in checkpoint.heads]
+    # A model that never reads the pooler (BertMaskedLM) keeps one loaded when there is one,
+    # so that its encoder is whole, but has no use for a warning when there is none.
+    missing = [g for g in wanted if g not in checkpoint.heads
+               and (g != POOLER or getattr(model, "uses_pooler", True))]
     for group, variables in wanted.items():
         if group in checkpoint.heads:
             for name, variable in variables:

@@ -12,6 +12,7 @@ Gradients are all-reduced once, by the loop: clipping by global norm needs the s
 gradient, so the optimizer is handed it already reduced and told not to reduce again.
 """
 
+import keras
 import tensorflow as tf
 
 _SUM = tf.distribute.ReduceOp.SUM
@@ -21,8 +22,12 @@ def _reduced_gradients_only(optimizer):
     """Stops a Keras optimizer from all-reducing the (already all-reduced) gradients again.
 
     Keras's TensorFlow optimizer sums gradients over replicas in `_all_reduce_sum_gradients`
-    inside `apply_gradients`; there is no public switch, so the instance's method is replaced.
+    inside `apply_gradients`; there is no public switch, so the instance's method is replaced:
+    the optimizer then belongs to this loop (do not hand it to `model.fit` under a strategy).
     """
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        raise TypeError("pass the inner optimizer and loss_scale= instead of a "
+                        "LossScaleOptimizer: the loop scales the loss itself")
     if not hasattr(optimizer, "_all_reduce_sum_gradients"):
         raise TypeError(f"{type(optimizer).__name__} is not a Keras optimizer on the TensorFlow "
                         "backend (no _all_reduce_sum_gradients to disable)")
@@ -38,6 +43,7 @@ class TrainingLoop:
     """
 
     GROWTH_INTERVAL = 2000
+    INITIAL_LOSS_SCALE = 2.0 ** 15
 
     def __init__(self, strategy, model, optimizer, task, grad_accum_steps=1, clip_norm=1.0,
                  loss_scale=0.0):
@@ -52,8 +58,15 @@ class TrainingLoop:
                                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         _reduced_gradients_only(optimizer)
         self._use_loss_scale = loss_scale > 0
+        self._initial_loss_scale = float(loss_scale)
         self._train = tf.function(self._train_step)
         self._eval = tf.function(self._eval_step)
+
+    def reset_loss_scale_if_unset(self):
+        """After restoring a checkpoint of a run without loss scaling into one with it."""
+        if self._use_loss_scale and float(self.loss_scale.numpy()) <= 0:
+            self.loss_scale.assign(self._initial_loss_scale)
+            self.good_steps.assign(0)
 
     # -- train ---------------------------------------------------------------------------------
     def _replica_gradients(self, batch):
@@ -62,7 +75,17 @@ class TrainingLoop:
         variables = self.model.trainable_variables
         counts = ctx.all_reduce(_SUM, self.task.counts(batch))
         k = self.grad_accum_steps
-        micro = tf.shape(batch["input_word_ids"])[0] // k
+        # Equal micro-batches or none: a remainder would be dropped from the gradient while
+        # still counted in the loss normalisers. Static shapes (TPU) are checked at tracing.
+        size = batch["input_word_ids"].shape[0]
+        if size is not None and size % k:
+            raise ValueError(f"a per-replica batch of {size} does not split into "
+                             f"grad_accum_steps={k} equal micro-batches")
+        if size is None:
+            size = tf.shape(batch["input_word_ids"])[0]
+            tf.debugging.assert_equal(size % k, 0, message="per-replica batch not divisible "
+                                      "by grad_accum_steps")
+        micro = size // k
         grads, sums = None, None
         for i in range(k):  # unrolled: k is small, and every micro-batch has the same shape
             part = {name: value[i * micro:(i + 1) * micro] for name, value in batch.items()}

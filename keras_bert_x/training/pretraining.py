@@ -70,6 +70,15 @@ def _bert_config(cfg):
 
 
 def _validate(cfg):
+    if cfg.tpu is not None and not cfg.tpu.strip():
+        raise BertInputError("--tpu= is empty (an unset variable?); give --tpu for this VM's "
+                             "TPU, --tpu=NAME or --tpu=grpc://host:port")
+    final = os.path.join(cfg.model_dir, "pretrained")
+    from keras_bert_x.models.pretrained import is_our_format
+
+    if os.path.isdir(final) and os.listdir(final) and not is_our_format(final):
+        raise BertInputError(f"{final}: exists and is not a keras_bert_x model directory; the "
+                             "trained model is saved there at the end: move it away first")
     if bool(cfg.train_data) == bool(cfg.train_text):
         raise BertInputError("give exactly one of --train_data (TFRecords) or --train_text")
     if cfg.train_text and not cfg.vocab_file:
@@ -131,11 +140,18 @@ def _datasets(cfg, strategy, start_step):
     train = strategy.distribute_datasets_from_function(train_fn)
     evaluation = None
     if cfg.eval_data:
+        from keras_bert_x.data.pretraining_dataset import count_records
+
+        eval_files = expand_inputs(cfg.eval_data)
+        counts = count_records(eval_files, inspect_records(
+            eval_files[0], cfg.max_seq_length, cfg.max_predictions_per_seq, cfg.nsp)[1])
+
         def eval_fn(ctx):
-            return pretraining_dataset(cfg.eval_data,
+            return pretraining_dataset(eval_files,
                                        ctx.get_per_replica_batch_size(cfg.eval_batch_size),
                                        cfg.max_seq_length, cfg.max_predictions_per_seq,
-                                       is_training=False, input_context=ctx, nsp=cfg.nsp)
+                                       is_training=False, input_context=ctx, nsp=cfg.nsp,
+                                       record_counts=counts)
         evaluation = lambda: strategy.distribute_datasets_from_function(eval_fn)  # noqa: E731
     return train, evaluation
 
@@ -163,7 +179,8 @@ def _build(cfg, config, strategy):
         optimizer = create_optimizer(cfg.optimizer, cfg.learning_rate, cfg.num_train_steps,
                                      cfg.num_warmup_steps, cfg.weight_decay)
         loop = TrainingLoop(strategy, model, optimizer, PretrainingTask(nsp=cfg.nsp),
-                            cfg.grad_accum_steps, cfg.clip_norm, loss_scale=2.0 ** 15
+                            cfg.grad_accum_steps, cfg.clip_norm,
+                            loss_scale=TrainingLoop.INITIAL_LOSS_SCALE
                             if cfg.mixed_precision == "mixed_float16" else 0.0)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     return model, optimizer, loop, step
@@ -211,9 +228,11 @@ def run_pretraining(cfg):
     model, optimizer, loop, step = _build(cfg, config, strategy)
     keeper = CheckpointKeeper(os.path.join(cfg.model_dir, "checkpoints"), cfg.keep_checkpoint_max,
                               is_chief, task_id, model=model, optimizer=optimizer, step=step,
-                              loss_scale=loop.loss_scale, random_states=random_states(model))
+                              loss_scale=loop.loss_scale, good_steps=loop.good_steps,
+                              random_states=random_states(model))
     if keeper.restore_latest():
         print(f"resumed from {keeper.latest} at step {int(step.numpy())}", file=sys.stderr)
+        loop.reset_loss_scale_if_unset()  # an fp32 run resumed in mixed_float16
     elif cfg.init_checkpoint:
         initialize_from(cfg.init_checkpoint, model)
         print(f"initialized from {cfg.init_checkpoint}", file=sys.stderr)

@@ -52,15 +52,16 @@ def test_input_pipelines_see_disjoint_examples(shards):
         assert a | b == examples(1, 0, files) <= everything
 
 
-@pytest.mark.parametrize("num_files", [4, 1])
-def test_evaluation_batches_are_full_and_alike_on_every_pipeline(shards, num_files):
+@pytest.mark.parametrize("num_files,replicas", [(4, 2), (1, 2), (4, 6)])
+def test_evaluation_batches_are_full_and_alike_on_every_pipeline(shards, num_files, replicas):
     """The last batches are padded with weight-0 examples (no new shape for TPUs), and every
-    input pipeline yields the same number of batches (no worker waits for another)."""
+    replica gets the same number of batches (no worker waits for another): two pipelines
+    feeding one replica each, or (MirroredStrategy, a TPU host) three replicas each."""
     files = shards[:num_files]
     total = sum(1 for f in files for _ in tf.data.TFRecordDataset(f, compression_type="GZIP"))
     per_pipeline = []
     for pipeline in range(2):
-        ctx = tf.distribute.InputContext(2, pipeline, 2)
+        ctx = tf.distribute.InputContext(2, pipeline, replicas)
         batches = list(pretraining_dataset(files, 7, T, P, is_training=False, input_context=ctx))
         assert all(b["input_word_ids"].shape == (7, T) for b in batches)
         weights = np.concatenate([b["example_weights"].numpy() for b in batches])
@@ -69,6 +70,7 @@ def test_evaluation_batches_are_full_and_alike_on_every_pipeline(shards, num_fil
         assert (np.diff(weights) <= 0).all()  # real examples first, padding only at the end
         per_pipeline.append((len(batches), int(weights.sum())))
     assert per_pipeline[0][0] == per_pipeline[1][0]
+    assert per_pipeline[0][0] % (replicas // 2) == 0  # whole steps for every replica
     assert per_pipeline[0][1] + per_pipeline[1][1] == total
 
 
@@ -134,11 +136,13 @@ def _unmasked(batch):
     return ids
 
 
-def test_random_replacements_are_ordinary_tokens(corpus, vocab_file):
+@pytest.mark.parametrize("whole_word", [False, True])
+def test_random_replacements_are_ordinary_tokens(corpus, vocab_file, whole_word):
     """tf-text draws them from the whole vocabulary ([CLS], [SEP], [MASK], [unusedN] ...);
-    like Google's script, we never put those in the input."""
+    as in our create_pretraining_data, we never put those in the input."""
     vocab = Vocab(load_vocabulary(vocab_file))
-    ds = dynamic_masking_dataset(corpus, vocab_file, 32, MaskingConfig(T, P), seed=5)
+    ds = dynamic_masking_dataset(corpus, vocab_file, 32,
+                                 MaskingConfig(T, P, do_whole_word_mask=whole_word), seed=5)
     replaced = []
     for batch in ds.take(40):
         b = {k: v.numpy() for k, v in batch.items()}

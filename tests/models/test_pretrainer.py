@@ -90,9 +90,14 @@ def test_masked_lm_layout_matches_torch(hf_masked_lm_dir, caplog):
         mlm, _ = _ours(kbx.BertMaskedLM.from_pretrained(path), batch)
     print(f"BertForMaskedLM -> BertMaskedLM: mlm {np.abs(mlm - ref_mlm).max():.2e}")
     assert np.abs(mlm - ref_mlm).max() <= 1e-4
-    # BertForMaskedLM has no pooler (HF builds it with add_pooling_layer=False).
+    # BertForMaskedLM has no pooler (HF builds it with add_pooling_layer=False); ours does not
+    # use it either: nothing to warn about.
+    assert _warnings(caplog) == []
+    with caplog.at_level(logging.WARNING, logger="keras_bert_x"):
+        kbx.BertEncoder.from_pretrained(path)  # an encoder's pooled_output does need it
     assert _warnings(caplog) == [
-        f"{path}: has no pooler (bert/pooler); BertMaskedLM initialises it fresh: train before use"]
+        f"{path}: has no pooler (bert/pooler); BertEncoder initialises it fresh: train before use",
+        f"{path}: not used by BertEncoder, ignored: cls/predictions (masked-LM head)"]
 
 
 def test_masked_lm_checkpoint_into_pretrainer_starts_nsp_fresh(hf_masked_lm_dir, caplog):

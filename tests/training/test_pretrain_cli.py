@@ -126,7 +126,7 @@ def test_bad_input_one_error_line(train_files, tmp_path, case, minilm_dir):
 
 
 @pytest.mark.parametrize("form", ["bare_first", "bare_middle", "bare_last", "named", "address",
-                                  "space_separated"])
+                                  "space_separated", "empty"])
 def test_tpu_flag_forms(train_files, tmp_path, form):
     """`--tpu` as Cloud TPU VM users type it. Without a TPU each form ends at the probe of the
     TPU it means, with one error line naming it."""
@@ -139,6 +139,7 @@ def test_tpu_flag_forms(train_files, tmp_path, form):
         "address": ([*rest, "--tpu=grpc://127.0.0.1:1"], "cannot reach the TPU"),
         "space_separated": ([*rest, "--tpu", "my-tpu"],
                             "unexpected argument 'my-tpu' (a TPU name goes as --tpu=NAME)"),
+        "empty": ([*rest, "--tpu="], "--tpu= is empty"),  # --tpu=$UNSET: not the CPU instead
     }[form]
     run = run_script("pretrain.py", *argv, timeout=120)
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
@@ -147,9 +148,13 @@ def test_tpu_flag_forms(train_files, tmp_path, form):
     assert "Traceback" not in run.stderr
 
 
-def test_tpu_help_explains_the_forms():
-    run = run_script("pretrain.py", "--helpfull", timeout=120)
-    assert "a bare --tpu means this VM's TPU ('local')" in " ".join(run.stdout.split())
+def test_help_lists_the_flags_and_explains_tpu():
+    run = run_script("pretrain.py", "--help", timeout=120)
+    text = " ".join(run.stdout.split())
+    assert "a bare --tpu means this VM's TPU ('local')" in text
+    for flag in ("--model_dir", "--train_data", "--mixed_precision", "--[no]nsp",
+                 "--num_cpu_devices"):
+        assert flag in text, flag
 
 
 def test_output_is_clean(train_files, tmp_path):
