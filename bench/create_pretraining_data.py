@@ -23,36 +23,15 @@ sys.path.insert(0, ROOT)
 # the share of NSP pairs labelled random-next}.
 OURS = """
 import json, sys, time
-import numpy as np
 from keras_bert_x.data.create_pretraining_data import create_pretraining_data
-from keras_bert_x.data.instances import MaskingConfig, Vocab
-from keras_bert_x.data.pretraining_dataset import pretraining_dataset
+from keras_bert_x.data.instances import MaskingConfig
 from keras_bert_x.text.tokenizer import load_vocabulary
 inp, out, vocab_file, dupe, seed = sys.argv[1:6]
-tokens = load_vocabulary(vocab_file)
 start = time.time()
-summary = create_pretraining_data([inp], [out], tokens, MaskingConfig(), int(dupe), int(seed))
-seconds = time.time() - start
-# Not timed: what the masking did, read back from the file.
-vocab, shown, original, real = Vocab(tokens), [], [], 0
-for b in pretraining_dataset(out, 4096, is_training=False):
-    b = {k: v.numpy() for k, v in b.items()}
-    rows, cols = np.nonzero(b["masked_lm_weights"] > 0)
-    shown.append(b["input_word_ids"][rows, b["masked_lm_positions"][rows, cols]])
-    original.append(b["masked_lm_ids"][rows, cols])
-    real += int(b["input_mask"].sum())
-shown, original = np.concatenate(shown), np.concatenate(original)
-replaced = (shown != original) & (shown != vocab.mask_id)
-print(json.dumps({"seconds": seconds, "records": summary.instances,
-                  "random_next": summary.random_next / summary.instances,
-                  "masked_fraction": len(shown) / real,
-                  "as_mask": float(np.mean(shown == vocab.mask_id)),
-                  "unchanged": float(np.mean(shown == original)),
-                  "random_token": float(np.mean(replaced)),
-                  "special_tokens_masked": int(np.isin(original, [vocab.cls_id, vocab.sep_id,
-                                                                  0]).sum()),
-                  "special_replacements": int((replaced & ~np.isin(shown,
-                                                                   vocab.random_ids)).sum())}))
+summary = create_pretraining_data([inp], [out], load_vocabulary(vocab_file), MaskingConfig(),
+                                  int(dupe), int(seed))
+print(json.dumps({"seconds": time.time() - start, "records": summary.instances,
+                  "random_next": summary.random_next / summary.instances}))
 """
 
 MODEL_GARDEN = """
@@ -85,6 +64,32 @@ def run(program, args):
     return result
 
 
+def masking_stats(path, vocab_file):
+    """What the masking did in a file of ours: shares of masked tokens and of each choice."""
+    import numpy as np
+
+    from keras_bert_x.data.instances import Vocab
+    from keras_bert_x.data.pretraining_dataset import pretraining_dataset
+    from keras_bert_x.text.tokenizer import load_vocabulary
+
+    vocab, shown, original, real = Vocab(load_vocabulary(vocab_file)), [], [], 0
+    for b in pretraining_dataset(path, 4096, is_training=False):
+        b = {k: v.numpy() for k, v in b.items()}
+        rows, cols = np.nonzero(b["masked_lm_weights"] > 0)
+        shown.append(b["input_word_ids"][rows, b["masked_lm_positions"][rows, cols]])
+        original.append(b["masked_lm_ids"][rows, cols])
+        real += int(b["input_mask"][b["example_weights"] > 0].sum())
+    shown, original = np.concatenate(shown), np.concatenate(original)
+    replaced = (shown != original) & (shown != vocab.mask_id)
+    special = [vocab.cls_id, vocab.sep_id, 0]
+    return {"masked_fraction": len(shown) / real,
+            "as_mask": float(np.mean(shown == vocab.mask_id)),
+            "unchanged": float(np.mean(shown == original)),
+            "random_token": float(np.mean(replaced)),
+            "special_tokens_masked": int(np.isin(original, special).sum()),
+            "special_replacements": int((replaced & ~np.isin(shown, vocab.random_ids)).sum())}
+
+
 def main():
     from keras_bert_x.data.corpus import bundled_documents, write_documents
 
@@ -108,6 +113,7 @@ def main():
         common = [corpus, vocab, str(args.dupe_factor), str(args.seed)]
         ours = run(OURS, [common[0], os.path.join(tmp, "ours.tfrecord"), *common[1:]])
         theirs = run(MODEL_GARDEN, [common[0], os.path.join(tmp, "mg.tfrecord"), *common[1:]])
+        ours.update(masking_stats(os.path.join(tmp, "ours.tfrecord"), vocab))  # not timed
 
     n = len(docs)
     report = {

@@ -14,8 +14,9 @@ __version__ = "0.1.0"
 # Names that need Keras/TensorFlow are imported when first asked for: importing the package
 # stays cheap and side-effect free, so a command line can quiet TensorFlow's start-up logs
 # before TensorFlow loads, and the models stay importable under other Keras backends.
-_LAZY = {"BertEncoder": "keras_bert_x.models", "BertMaskedLM": "keras_bert_x.models",
-         "BertPretrainer": "keras_bert_x.models", "BertTokenizer": "keras_bert_x.text.tokenizer"}
+_LAZY = {**{name: "keras_bert_x.models" for name in (
+    "BertClassifier", "BertEncoder", "BertMaskedLM", "BertPretrainer", "BertSpanQA",
+    "BertTokenClassifier")}, "BertTokenizer": "keras_bert_x.text.tokenizer"}
 
 __all__ = ["PRESETS", "BertConfig", "BertInputError", *_LAZY]
 

@@ -127,9 +127,31 @@ def read_config(path):
     return BertConfig.from_json_file(config_path)
 
 
+def read_task_info(path):
+    """(the group an HF `classifier.*` head belongs to, label names by id or None), from the
+    `architectures` and `id2label` of config.json."""
+    with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+        raw = json.load(f)
+    architectures = raw.get("architectures") or []
+    group = "cls/token_classifier" if any(a in heads.TOKEN_ARCHITECTURES
+                                          for a in architectures) else "cls/classifier"
+    id2label = raw.get("id2label")
+    labels = None
+    if isinstance(id2label, dict) and id2label:
+        try:
+            by_id = {int(k): str(v) for k, v in id2label.items()}
+        except (TypeError, ValueError):
+            by_id = {}
+        if sorted(by_id) == list(range(len(by_id))):
+            labels = tuple(by_id[i] for i in range(len(by_id)))
+    return group, labels
+
+
 def read(path):
-    """(config, canonical encoder tensors, heads, other tensor groups) of an HF BERT directory."""
+    """(config, canonical encoder tensors, heads, other tensor groups, labels) of an HF BERT
+    directory; labels (id2label) only when it has a classifier head."""
     config = read_config(path)
+    classifier_group, labels = read_task_info(path)
     weights_path = find_weights_file(path)
     if weights_path is None:
         raise BertInputError(f"{path}: no {' / '.join(WEIGHT_FILES)} found")
@@ -142,5 +164,8 @@ def read(path):
             np.asarray(decoder, np.float32), tensors["bert/embeddings/word_embeddings"]):
         raise BertInputError(f"{weights_path}: '{_DECODER}' differs from the word embeddings; "
                              "BERT's masked-LM projection is tied to them (so is ours)")
-    found.update(heads.read_heads(config, "hf", get, weights_path))
-    return config, tensors, found, heads.other_groups(state, used, _ignorable)
+    found.update(heads.read_heads(config, "hf", get, weights_path, classifier_group))
+    classes = found.get(classifier_group, {}).get(f"{classifier_group}/output_bias")
+    if classes is None or labels is None or len(labels) != len(classes):
+        labels = None
+    return config, tensors, found, heads.other_groups(state, used, _ignorable), labels

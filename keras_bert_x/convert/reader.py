@@ -19,6 +19,7 @@ class Checkpoint:
     vocabulary: Optional[tuple] = None
     heads: dict = dataclasses.field(default_factory=dict)   # head group -> {canonical: array}
     other: tuple = ()                  # groups of tensors that are neither (listed, not loaded)
+    labels: Optional[tuple] = None     # class / tag names of a classifier head, by id
 
     def all_tensors(self):
         """{canonical name: array} of everything read: the encoder's, the pooler's, the heads'."""
@@ -69,9 +70,9 @@ def read_checkpoint(path, source=None):
     if not os.path.isdir(path):
         raise BertInputError(f"{path}: no such directory")
     source = source or detect_source(path)
-    found, other = {}, ()
+    found, other, labels = {}, (), None
     if source == "hf":
-        config, tensors, found, other = hf.read(path)
+        config, tensors, found, other, labels = hf.read(path)
     elif source == "google":
         config, tensors, found, other = google.read(path)
     elif source == "tfm":  # Model Garden heads are not read: they start fresh (with a warning)
@@ -79,4 +80,5 @@ def read_checkpoint(path, source=None):
     else:
         raise BertInputError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     return Checkpoint(config=config, tensors=tensors, source=source,
-                      vocabulary=_read_vocabulary(path, config), heads=found, other=other)
+                      vocabulary=_read_vocabulary(path, config), heads=found, other=other,
+                      labels=labels)

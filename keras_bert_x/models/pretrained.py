@@ -66,9 +66,10 @@ def read_pretrained(path, source=None):
 
     saved_class, config, head_config = _read_ours(path)
     model = saved_class._load_ours(path, saved_class, config, head_config, dtype=None)
+    labels = getattr(model, "labels", None)
     return Checkpoint(config=config, tensors=encoder_weights(getattr(model, "encoder", model)),
                       source=FORMAT_KEY, vocabulary=model.vocabulary,
-                      heads=head_weights(model))
+                      heads=head_weights(model), labels=tuple(labels) if labels else None)
 
 
 class PretrainedModel(keras.Model):
@@ -92,6 +93,11 @@ class PretrainedModel(keras.Model):
     def _new(cls, config, head_config, dtype=None):
         return cls(config, dtype=dtype, **head_config)
 
+    @classmethod
+    def _head_config_from(cls, checkpoint):
+        """Head arguments a checkpoint implies (a classifier's classes and labels)."""
+        return {}
+
     def save_pretrained(self, path, overwrite=False):
         """Writes config.json, vocab.txt (if known) and model.weights.h5 into `path`, atomically.
 
@@ -107,24 +113,32 @@ class PretrainedModel(keras.Model):
             self.save_weights(os.path.join(tmp, WEIGHTS_FILE))
 
     @classmethod
-    def from_pretrained(cls, path, dtype=None, source=None):
+    def from_pretrained(cls, path, dtype=None, source=None, **head_config):
         """Loads our format, or converts a Hugging Face / Google TF1 / Model Garden checkpoint.
 
         `source` ("hf", "google", "tfm") forces the layout; by default it is detected.
+        `head_config` gives head arguments the directory does not (`num_classes`, `labels`
+        of a classifier started on a plain encoder); a head it has must agree with them.
         """
         path = os.fspath(path)
         if source is None and os.path.isdir(path) and is_our_format(path):
-            saved_class, config, head_config = _read_ours(path)
-            if saved_class is cls:
-                return cls._load_ours(path, cls, config, head_config, dtype)
-        return cls.from_checkpoint(read_pretrained(path, source), dtype=dtype, where=path)
+            saved_class, config, saved_head_config = _read_ours(path)
+            if saved_class is cls and all(saved_head_config.get(k) == v
+                                          for k, v in head_config.items()):
+                return cls._load_ours(path, cls, config, saved_head_config, dtype)
+        return cls.from_checkpoint(read_pretrained(path, source), dtype=dtype, where=path,
+                                   **head_config)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, dtype=None, where=None):
+    def from_checkpoint(cls, checkpoint, dtype=None, where=None, **head_config):
         """Builds the model from a `keras_bert_x.convert.Checkpoint` (any format's tensors)."""
         from keras_bert_x.models.weights import load_checkpoint_weights
 
-        model = cls._new(checkpoint.config, {}, dtype=dtype)
+        implied = cls._head_config_from(checkpoint)
+        if "labels" in head_config:  # the caller's labels set the count (checked on loading)
+            implied = {k: v for k, v in implied.items() if k not in ("num_classes", "num_labels")}
+        head_config = {**implied, **head_config}
+        model = cls._new(checkpoint.config, head_config, dtype=dtype)
         load_checkpoint_weights(model, checkpoint, where or f"{checkpoint.source} checkpoint")
         model.vocabulary = checkpoint.vocabulary
         return model

@@ -13,6 +13,7 @@ import numpy as np
 
 from keras_bert_x.convert.heads import HEAD_GROUPS
 from keras_bert_x.convert.layout import EMB, POOLER, layer_prefix
+from keras_bert_x.errors import BertInputError
 
 log = logging.getLogger("keras_bert_x")
 
@@ -84,6 +85,11 @@ def next_sentence_variables(head):
             ("cls/seq_relationship/output_bias", head.dense.bias)]
 
 
+def output_layer_variables(group, dense):
+    """A task head's Dense layer as `<group>/output_weights` [in, out] and `output_bias`."""
+    return [(f"{group}/output_weights", dense.kernel), (f"{group}/output_bias", dense.bias)]
+
+
 def pooler_variables(pooler):
     return [(f"{POOLER}/dense/kernel", pooler.dense.kernel),
             (f"{POOLER}/dense/bias", pooler.dense.bias)]
@@ -94,10 +100,15 @@ def head_variables(model):
     encoder = getattr(model, "encoder", model)
     groups = {POOLER: pooler_variables(encoder.pooler)}
     mapping = {"masked_lm_head": ("cls/predictions", masked_lm_variables),
-               "next_sentence_head": ("cls/seq_relationship", next_sentence_variables)}
-    groups.update({group: variables(getattr(model, attribute))
-                   for attribute, (group, variables) in mapping.items()
-                   if getattr(model, attribute, None) is not None})
+               "next_sentence_head": ("cls/seq_relationship", next_sentence_variables),
+               "classifier_head": ("cls/classifier", None),
+               "token_classifier_head": ("cls/token_classifier", None),
+               "span_head": ("cls/squad", None)}
+    for attribute, (group, variables) in mapping.items():
+        layer = getattr(model, attribute, None)
+        if layer is not None:
+            groups[group] = (variables(layer) if variables
+                             else output_layer_variables(group, layer))
     return groups
 
 
@@ -125,7 +136,13 @@ def load_checkpoint_weights(model, checkpoint, where):
     for group, variables in wanted.items():
         if group in checkpoint.heads:
             for name, variable in variables:
-                variable.assign(checkpoint.heads[group][name])
+                value = checkpoint.heads[group][name]
+                if tuple(value.shape) != tuple(variable.shape):
+                    raise BertInputError(
+                        f"{where}: its {HEAD_GROUPS[group]} has '{name}' of shape "
+                        f"{tuple(value.shape)}, {kind} needs {tuple(variable.shape)} (a "
+                        "different number of classes or labels?)")
+                variable.assign(value)
     if missing:
         log.warning("%s: has no %s; %s initialises %s fresh: train before use", where,
                     ", ".join(f"{HEAD_GROUPS[g]} ({g})" for g in missing), kind,

@@ -13,6 +13,7 @@ gradient, so the optimizer is handed it already reduced and told not to reduce a
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 _SUM = tf.distribute.ReduceOp.SUM
@@ -156,21 +157,38 @@ class TrainingLoop:
 
     # -- eval ----------------------------------------------------------------------------------
     def _eval_step(self, batch):
+        predict = hasattr(self.task, "prediction_outputs")
+
         def replica(batch):
             outputs = self.model({n: batch[n] for n in self.task.model_inputs}, training=False)
-            return self.task.sums(batch, outputs)
+            extra = {}
+            if predict:
+                extra = dict(self.task.prediction_outputs(batch, outputs),
+                             example_index=batch["example_index"])
+            return self.task.sums(batch, outputs), extra
 
-        sums = self.strategy.run(replica, args=(batch,))
-        return {n: self.strategy.reduce(_SUM, v, axis=None) for n, v in sums.items()}
+        sums, extra = self.strategy.run(replica, args=(batch,))
+        sums = {n: self.strategy.reduce(_SUM, v, axis=None) for n, v in sums.items()}
+        # Every replica's (every worker's) predictions, on every worker.
+        return sums, {n: self.strategy.gather(v, axis=0) for n, v in extra.items()}
 
     def evaluate(self, distributed_dataset, max_batches=None):
-        """Metrics over a (finite) distributed dataset."""
-        total = None
+        """Metrics over a (finite) distributed dataset: the task's sums, and its host metrics
+        over the predictions of every real example (padding dropped, in example order)."""
+        total, parts = None, []
         for i, batch in enumerate(distributed_dataset):
             if max_batches is not None and i >= max_batches:
                 break
-            sums = self._eval(batch)
+            sums, extra = self._eval(batch)
             total = sums if total is None else {n: total[n] + sums[n] for n in sums}
+            if extra:
+                parts.append({n: v.numpy() for n, v in extra.items()})
         if total is None:
             return {}
-        return {k: float(v) for k, v in self.task.metrics(total).items()}
+        result = {k: float(v) for k, v in self.task.metrics(total).items()}
+        if parts:
+            arrays = {n: np.concatenate([p[n] for p in parts]) for n in parts[0]}
+            order = np.argsort(arrays["example_index"], kind="stable")
+            order = order[arrays["example_index"][order] >= 0]
+            result.update(self.task.host_metrics({n: v[order] for n, v in arrays.items()}))
+        return result

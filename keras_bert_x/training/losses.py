@@ -1,4 +1,5 @@
-"""Pretraining losses and metrics, normalised over the *global* batch.
+"""Tasks for the training loop, and pretraining's losses and metrics, normalised over the
+*global* batch.
 
 Under tf.distribute every replica returns its share of the loss; the shares must add up to the
 loss of the whole batch, so each sum is divided by a global count: masked-LM by the sum of
@@ -19,16 +20,29 @@ def weighted_sums(labels, logits, weights):
     return tf.reduce_sum(losses * weights), tf.reduce_sum(correct * weights)
 
 
-class PretrainingTask:
-    """Masked LM, plus next-sentence prediction unless `nsp=False` (MLM only, RoBERTa-style):
-    what the training loop needs to know of a task.
+class Task:
+    """What the training loop needs to know of a task:
 
     - `model_inputs`: the batch entries the model takes;
     - `counts(batch)`: the normalisers of this replica's batch (the loop sums them globally);
     - `sums(batch, outputs)`: per-example loss and metric sums, float32 scalars;
     - `loss(sums, counts)`: each `<name>_loss` sum over its global count, added up;
-    - `metrics(sums)`: the reported numbers from sums added over replicas and batches.
+    - `metrics(sums)`: the reported numbers from sums added over replicas and batches;
+    - optionally `prediction_outputs(batch, outputs)` (per-example tensors gathered from every
+      replica at evaluation) and `host_metrics(arrays)` (numbers computed from them on the host,
+      such as F1 over all examples: they do not add up over batches).
     """
+
+    model_inputs = ("input_word_ids", "input_mask", "input_type_ids")
+
+    @staticmethod
+    def loss(sums, counts):
+        return tf.add_n([sums[f"{name}_loss"] / tf.maximum(count, 1.0)
+                         for name, count in counts.items()])
+
+
+class PretrainingTask(Task):
+    """Masked LM, plus next-sentence prediction unless `nsp=False` (MLM only, RoBERTa-style)."""
 
     def __init__(self, nsp=True):
         self.nsp = nsp
@@ -50,11 +64,6 @@ class PretrainingTask:
             sums["nsp_loss"], sums["nsp_correct"] = weighted_sums(
                 batch["next_sentence_labels"], outputs["nsp_logits"], batch["example_weights"])
         return sums
-
-    @staticmethod
-    def loss(sums, counts):
-        return tf.add_n([sums[f"{name}_loss"] / tf.maximum(count, 1.0)
-                         for name, count in counts.items()])
 
     def metrics(self, sums):
         out = {}

@@ -1,0 +1,177 @@
+"""`Trainer`: what pretraining and fine-tuning do around the training loop, written once.
+
+Checkpoints (model, optimizer, step, loss scale, dropout seed states) and resume, SIGTERM (save
+and exit 143), TensorBoard scalars in `model_dir/train` and `model_dir/eval`, every step's
+metrics in `metrics.jsonl` and every evaluation in `eval_metrics.jsonl`, a progress bar, and
+evaluation every N steps. Under MultiWorkerMirroredStrategy every worker runs it (saves and
+evaluations are collective); only the chief writes files.
+"""
+
+import json
+import os
+import sys
+import time
+
+import tensorflow as tf
+
+from keras_bert_x.errors import BertInputError
+
+
+def check_common_settings(cfg, final_dir):
+    """Checks of the settings pretraining and fine-tuning share, before anything starts."""
+    from keras_bert_x.models.pretrained import is_our_format
+
+    if cfg.tpu is not None and not cfg.tpu.strip():
+        raise BertInputError("--tpu= is empty (an unset variable?); give --tpu for this VM's "
+                             "TPU, --tpu=NAME or --tpu=grpc://host:port")
+    if os.path.isdir(final_dir) and os.listdir(final_dir) and not is_our_format(final_dir):
+        raise BertInputError(f"{final_dir}: exists and is not a keras_bert_x model directory; "
+                             "the trained model is saved there: move it away first")
+    if cfg.grad_accum_steps < 1:
+        raise BertInputError(f"--grad_accum_steps={cfg.grad_accum_steps}: must be at least 1")
+    if cfg.mixed_precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
+        raise BertInputError(f"--mixed_precision={cfg.mixed_precision}: choose float32, "
+                             "mixed_bfloat16 or mixed_float16")
+
+
+def check_batch_split(cfg, replicas, evaluates=True):
+    """Each replica takes an equal share of the global batch, cut into equal micro-batches;
+    anything else would drop examples silently (or leave a replica with zero gradients)."""
+    per_replica, rest = divmod(cfg.train_batch_size, replicas)
+    if rest or per_replica == 0:
+        raise BertInputError(f"--train_batch_size={cfg.train_batch_size} does not split evenly "
+                             f"over {replicas} replicas")
+    if per_replica % cfg.grad_accum_steps:
+        raise BertInputError(f"--train_batch_size={cfg.train_batch_size} gives {per_replica} "
+                             f"examples per replica, which --grad_accum_steps="
+                             f"{cfg.grad_accum_steps} does not divide into equal micro-batches")
+    if evaluates and cfg.eval_batch_size % replicas:
+        raise BertInputError(f"--eval_batch_size={cfg.eval_batch_size} does not split evenly "
+                             f"over {replicas} replicas")
+
+
+def chief_and_index():
+    """(is_chief, task index) from TF_CONFIG; a single process is its own chief."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task = tf_config.get("task", {})
+    kind, index = task.get("type", "worker"), task.get("index", 0)
+    has_chief = "chief" in tf_config.get("cluster", {})
+    return kind == "chief" or (kind == "worker" and index == 0 and not has_chief), index
+
+
+class Trainer:
+    """Runs `loop` (a `TrainingLoop`) for `num_train_steps` steps, resumable from `model_dir`.
+
+    `evaluate(step)`, when given, returns metrics; it runs every `eval_interval_steps` and at
+    the end, and its results are logged. `after_evaluation(step, metrics)` may act on them
+    (keep the best model, say).
+    """
+
+    def __init__(self, model_dir, strategy, loop, num_train_steps, batch_size,
+                 save_checkpoints_steps=1000, keep_checkpoint_max=3, log_steps=50,
+                 progress=True):
+        from keras_bert_x.training.checkpoints import CheckpointKeeper, random_states
+
+        self.model_dir, self.loop = model_dir, loop
+        self.num_train_steps, self.batch_size = num_train_steps, batch_size
+        self.save_checkpoints_steps, self.log_steps = save_checkpoints_steps, log_steps
+        self.progress = progress
+        self.is_chief, task_id = chief_and_index()
+        with strategy.scope():
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self.keeper = CheckpointKeeper(
+            os.path.join(model_dir, "checkpoints"), keep_checkpoint_max, self.is_chief, task_id,
+            model=loop.model, optimizer=loop.optimizer, step=self.step,
+            loss_scale=loop.loss_scale, good_steps=loop.good_steps,
+            random_states=random_states(loop.model))
+
+    def restore(self):
+        """Resumes from the latest checkpoint in model_dir; returns whether there was one."""
+        if not self.keeper.restore_latest():
+            return False
+        print(f"resumed from {self.keeper.latest} at step {self.start_step}", file=sys.stderr)
+        self.loop.reset_loss_scale_if_unset()  # an fp32 run resumed in mixed_float16
+        return True
+
+    @property
+    def start_step(self):
+        return int(self.step.numpy())
+
+    def _writer(self, name):
+        return tf.summary.create_file_writer(os.path.join(self.model_dir, name)) \
+            if self.is_chief else tf.summary.create_noop_writer()
+
+    def _log_evaluation(self, writer, step, metrics):
+        print(f"eval step {step} " + json.dumps(metrics), file=sys.stderr)
+        with writer.as_default(step=step):
+            for name, value in metrics.items():
+                tf.summary.scalar(name, value)
+        if self.is_chief:
+            with open(os.path.join(self.model_dir, "eval_metrics.jsonl"), "a") as f:
+                f.write(json.dumps({"step": step, **metrics}) + "\n")
+
+    def train(self, iterator, evaluate=None, eval_interval_steps=0, after_evaluation=None):
+        """Trains to num_train_steps; returns the last step's metrics (and `eval_*` ones)."""
+        from tqdm import tqdm
+
+        from keras_bert_x.training.checkpoints import StopFlag
+
+        os.makedirs(self.model_dir, exist_ok=True)
+        writer, eval_writer = self._writer("train"), self._writer("eval")
+        log = open(os.path.join(self.model_dir, "metrics.jsonl"), "a") if self.is_chief else None
+        stop = StopFlag()
+        start = self.start_step
+        bar = tqdm(total=self.num_train_steps, initial=start, file=sys.stderr, unit="step",
+                   disable=not (self.progress and self.is_chief))
+        metrics, last_time, last_step = {}, time.time(), start
+
+        def run_evaluation(step):
+            result = evaluate(step)
+            self._log_evaluation(eval_writer, step, result)
+            if after_evaluation:
+                after_evaluation(step, result)
+            return result
+
+        try:
+            while self.start_step < self.num_train_steps:
+                metrics = self.loop.train_step(iterator)
+                self.step.assign_add(1)
+                current = self.start_step
+                metrics["learning_rate"] = float(self.loop.optimizer.learning_rate)  # next step's
+                if log:
+                    log.write(json.dumps({"step": current, **metrics}) + "\n")
+                    log.flush()
+                bar.update(1)
+                bar.set_postfix(loss=f"{metrics['loss']:.3f}",
+                                lr=f"{metrics['learning_rate']:.2e}")
+                if current % self.log_steps == 0 or current == self.num_train_steps:
+                    rate = (current - last_step) / max(time.time() - last_time, 1e-9)
+                    with writer.as_default(step=current):
+                        for name, value in metrics.items():
+                            tf.summary.scalar(name, value)
+                        tf.summary.scalar("steps_per_second", rate)
+                        tf.summary.scalar("examples_per_second", rate * self.batch_size)
+                    last_time, last_step = time.time(), current
+                if current % self.save_checkpoints_steps == 0 or stop.requested:
+                    self.keeper.save(current)
+                if stop.requested:
+                    print(f"SIGTERM: saved checkpoint at step {current}, exiting",
+                          file=sys.stderr)
+                    raise SystemExit(143)
+                if (evaluate and eval_interval_steps and current % eval_interval_steps == 0
+                        and current < self.num_train_steps):
+                    run_evaluation(current)
+            if self.keeper.latest is None or \
+                    not self.keeper.latest.endswith(f"-{self.start_step}"):
+                self.keeper.save(self.start_step)
+        finally:
+            bar.close()
+            if log:
+                log.close()
+        if evaluate is not None:
+            final = run_evaluation(self.start_step)
+            if self.is_chief:
+                with open(os.path.join(self.model_dir, "eval_metrics.json"), "w") as f:
+                    json.dump(final, f, indent=2)
+            metrics = {**metrics, **{f"eval_{k}": v for k, v in final.items()}}
+        return metrics
