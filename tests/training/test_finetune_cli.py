@@ -1,0 +1,179 @@
+"""trainers/finetune.py: each task trains and its saved model predicts labels, entities and
+answers; mirrored equals one device; bad input ends with one error line."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import keras_bert_x as kbx
+from tests.training.conftest import run_script
+
+NAMES = ["John", "Mary", "Peter", "Anna", "Paul", "Kate"]
+CITIES = ["Paris", "London", "Berlin", "Madrid", "Rome", "Vienna"]
+GOOD, BAD = ["good", "great", "fine", "nice"], ["bad", "awful", "poor", "dull"]
+
+
+@pytest.fixture(scope="module")
+def init_dir(tmp_path_factory, vocab_file):
+    """A small random encoder with MiniLM's vocabulary and no dropout, in our format."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    config = kbx.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                            num_attention_heads=2, intermediate_size=64,
+                            max_position_embeddings=64, hidden_dropout_prob=0.0,
+                            attention_probs_dropout_prob=0.0)
+    encoder = kbx.BertEncoder(config)
+    encoder.vocabulary = kbx.BertTokenizer(vocab_file).vocabulary
+    path = tmp_path_factory.mktemp("init") / "encoder"
+    encoder.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def task_files(tmp_path_factory):
+    """Small, learnable data for each task: (train, eval) paths."""
+    out = tmp_path_factory.mktemp("tasks")
+    rng = np.random.default_rng(0)
+    files = {}
+    for split, n in (("train", 320), ("eval", 40)):
+        rows = ["text\tlabel"]
+        for _ in range(n):
+            label = int(rng.integers(0, 2))
+            word = rng.choice(GOOD if label else BAD)
+            rows.append(f"the film was {word} and long\t{'pos' if label else 'neg'}")
+        (out / f"cls_{split}.tsv").write_text("\n".join(rows) + "\n")
+        (out / f"reg_{split}.tsv").write_text("\n".join(
+            [rows[0]] + [f"{r.split(chr(9))[0]}\t{1.0 if r.endswith('pos') else -1.0}"
+                         for r in rows[1:]]) + "\n")
+        sentences = []
+        for _ in range(n):
+            name, city = rng.choice(NAMES), rng.choice(CITIES)
+            sentences.append(f"{name}\tB-PER\nlives\tO\nin\tO\n{city}\tB-LOC\n.\tO")
+        (out / f"ner_{split}.txt").write_text("\n\n".join(sentences) + "\n")
+        qas, contexts = [], []
+        for i in range(n // 2):
+            name, city = rng.choice(NAMES), rng.choice(CITIES)
+            context = f"{name} was born in {city} and works there."
+            contexts.append({"context": context, "qas": [{
+                "id": f"{split}{i}", "question": f"Where was {name} born?",
+                "answers": [{"text": city, "answer_start": context.index(city)}]}]})
+        (out / f"squad_{split}.json").write_text(json.dumps(
+            {"version": "1.1", "data": [{"title": "t", "paragraphs": contexts}]}))
+    for task, prefix, suffix in (("classification", "cls", "tsv"), ("regression", "reg", "tsv"),
+                                 ("token_classification", "ner", "txt"),
+                                 ("squad", "squad", "json")):
+        files[task] = (str(out / f"{prefix}_train.{suffix}"), str(out / f"{prefix}_eval.{suffix}"))
+    return files
+
+
+def _args(task, init_dir, files, model_dir, **overrides):
+    train, evaluation = files[task]
+    args = {"task": task, "init_checkpoint": init_dir, "train_file": train,
+            "eval_file": evaluation, "model_dir": model_dir, "max_seq_length": 32,
+            "epochs": 4, "train_batch_size": 16, "eval_batch_size": 16,
+            "learning_rate": 3e-3, "warmup_ratio": 0.1, "log_steps": 5, "noprogress": None}
+    if task == "squad":
+        args.update(max_seq_length=48, doc_stride=16, max_query_length=16)
+    args.update(overrides)
+    return [f"--{k}" if v is None else f"--{k}={v}" for k, v in args.items()]
+
+
+def _losses(model_dir):
+    with open(os.path.join(model_dir, "metrics.jsonl")) as f:
+        return {row["step"]: row["loss"] for row in map(json.loads, f)}
+
+
+@pytest.mark.parametrize("task,metric,at_least", [
+    ("classification", "accuracy", 0.9), ("regression", "pearson", 0.8),
+    ("token_classification", "f1", 0.6), ("squad", "f1", 40.0)])
+def test_each_task_trains_and_predicts(init_dir, task_files, tmp_path, task, metric, at_least):
+    run = run_script("finetune.py", *_args(task, init_dir, task_files, tmp_path))
+    assert run.returncode == 0, run.stderr[-3000:]
+    losses = _losses(tmp_path)
+    assert losses[max(losses)] < losses[1]
+    results = json.loads((tmp_path / "eval_results.json").read_text())
+    assert len(results["epochs"]) == 4 and results["main_metric"] == metric
+    assert results["best"][metric] >= at_least, results["best"]
+
+    tokenizer = kbx.BertTokenizer(os.path.join(init_dir, "vocab.txt"), max_seq_length=32)
+    if task in ("classification", "regression"):
+        model = kbx.BertClassifier.from_pretrained(tmp_path / "best")
+        scores = np.asarray(model(tokenizer(["the film was great and long",
+                                             "the film was awful and long"])))
+        if task == "classification":
+            assert [model.labels[i] for i in scores.argmax(-1)] == ["pos", "neg"]
+        else:
+            assert scores[0, 0] > scores[1, 0]
+    elif task == "token_classification":
+        from keras_bert_x.data.tasks.conll import read_conll, token_classification_features
+        from keras_bert_x.training.finetuning_tasks import TokenClassificationTask
+
+        model = kbx.BertTokenClassifier.from_pretrained(tmp_path / "best")
+        path = tmp_path / "one.txt"
+        path.write_text("Anna\tO\nlives\tO\nin\tO\nRome\tO\n.\tO\n")
+        features = token_classification_features(tokenizer, read_conll(str(path)), model.labels)
+        arrays = {"predictions": np.asarray(model({k: features[k] for k in (
+            "input_word_ids", "input_mask", "input_type_ids")})).argmax(-1),
+            "labels": features["labels"], "word_counts": features["word_counts"]}
+        tags = TokenClassificationTask(model.labels).predicted_tags(arrays)[0]
+        assert tags[0] == "B-PER" and tags[3] == "B-LOC", tags
+    else:
+        assert (tmp_path / "final" / "config.json").exists()
+        assert json.loads((tmp_path / "eval_metrics.jsonl").read_text().splitlines()[-1])[
+            "exact_match"] >= 0
+
+
+@pytest.mark.parametrize("task", ["classification", "squad"])
+def test_mirrored_matches_one_device(init_dir, task_files, tmp_path, task):
+    losses = {}
+    for name, extra in (("one", []), ("mirrored", ["--strategy=mirrored",
+                                                   "--num_cpu_devices=2"])):
+        model_dir = tmp_path / name
+        run = run_script("finetune.py", *_args(task, init_dir, task_files, model_dir,
+                                               epochs=1, eval_file=""), *extra)
+        assert run.returncode == 0, run.stderr[-3000:]
+        losses[name] = _losses(model_dir)
+    assert sorted(losses["one"]) == sorted(losses["mirrored"]) and len(losses["one"]) >= 5
+    worst = max(abs(losses["one"][s] - losses["mirrored"][s]) for s in losses["one"])
+    print(f"{task}: one device vs mirrored, worst per-step loss difference {worst:.2e}")
+    assert worst <= 1e-5
+
+
+@pytest.mark.parametrize("case", ["unseen_label", "conll_fields", "empty_file",
+                                  "missing_column", "squad_offset"])
+def test_bad_input(init_dir, task_files, tmp_path, case):
+    bad = tmp_path / ("bad.tsv" if case in ("unseen_label", "empty_file") else "bad")
+    task, overrides, expected = "classification", {}, None
+    if case == "unseen_label":
+        bad.write_text("text\tlabel\nfine\tpos\nodd\tmaybe\n")
+        overrides = {"eval_file": bad}
+        expected = "bad.tsv:3: label 'maybe' is not one of the training labels (neg, pos)"
+    elif case == "conll_fields":
+        task = "token_classification"
+        bad.write_text("John\tB-PER\nlives in\tO\n")
+        overrides, expected = {"train_file": bad}, "bad:2: 3 fields, expected 2"
+    elif case == "empty_file":
+        bad.write_text("")
+        overrides, expected = {"train_file": bad}, "bad.tsv: file is empty"
+    elif case == "missing_column":
+        overrides, expected = {"text_column": "sentence"}, "no column 'sentence'"
+    else:  # a counted, reported skip, as Google's run_squad does: training goes on
+        task = "squad"
+        data = json.loads(open(task_files["squad"][0]).read())
+        data["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] += 3
+        bad.write_text(json.dumps(data))
+        overrides = {"train_file": bad, "epochs": 0.2, "eval_file": ""}
+    model_dir = tmp_path / "run"
+    run = run_script("finetune.py", *_args(task, init_dir, task_files, model_dir, **overrides))
+    if expected is None:
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "skipped 1 answers whose answer_start does not point at their text" in run.stderr
+        return
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 1 and len(errors) == 1, run.stderr[-3000:]
+    assert expected in errors[0], errors[0]
+    assert "Traceback" not in run.stderr
+    assert not model_dir.exists()  # nothing half-written
