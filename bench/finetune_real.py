@@ -77,6 +77,37 @@ def files(task, work):
     return train, dev
 
 
+def baselines(task, train, test):
+    """What no learning gets: the majority class (MR); all "O", and each word's most frequent
+    training tag (WNUT-16)."""
+    import collections
+
+    from keras_bert_x import metrics
+
+    if task == "mr":
+        from keras_bert_x.data.tasks.classification import read_classification
+
+        train_labels = read_classification(train, "sentence", "label").labels
+        majority = collections.Counter(train_labels).most_common(1)[0][0]
+        truth = read_classification(test, "sentence", "label").labels
+        return {"majority_class_accuracy": metrics.accuracy(truth, [majority] * len(truth))}
+    if task == "wnut16":
+        from keras_bert_x.data.tasks.conll import read_conll
+
+        counts = collections.defaultdict(collections.Counter)
+        training = read_conll(train)
+        for words, tags in zip(training.words, training.tags):
+            for word, tag in zip(words, tags):
+                counts[word.lower()][tag] += 1
+        sentences = read_conll(test)
+        memorised = [[counts[w.lower()].most_common(1)[0][0] if w.lower() in counts else "O"
+                      for w in words] for words in sentences.words]
+        return {"all_o_f1": metrics.entity_scores(
+                    sentences.tags, [["O"] * len(t) for t in sentences.tags])["f1"],
+                "word_memory_f1": metrics.entity_scores(sentences.tags, memorised)["f1"]}
+    return {}
+
+
 def run_ours(task, train, test, work):
     r = RECIPES[task]
     model_dir = os.path.join(work, f"ours_{task}")
@@ -115,6 +146,8 @@ def run_theirs(task, train, test):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="mr,wnut16,squad")
+    parser.add_argument("--baselines_only", action="store_true",
+                        help="only (re)compute the no-learning baselines into the results")
     parser.add_argument("--hf", help=argparse.SUPPRESS)
     parser.add_argument("--train", help=argparse.SUPPRESS)
     parser.add_argument("--test", help=argparse.SUPPRESS)
@@ -133,12 +166,18 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         for task in args.tasks.split(","):
             train, test = files(task, work)
+            if args.baselines_only:
+                report.setdefault(task, {})["baselines"] = baselines(task, train, test)
+                with open(path, "w") as f:
+                    json.dump(report, f, indent=2)
+                continue
             ours = run_ours(task, train, test, work)
             print(f"{task} ours: {ours['final']} in {ours['minutes']} min", flush=True)
             theirs = run_theirs(task, train, test)
             print(f"{task} transformers: {theirs['final']} in {theirs['minutes']} min",
                   flush=True)
-            report[task] = {"ours": ours, "transformers": theirs}
+            report[task] = {"ours": ours, "transformers": theirs,
+                            "baselines": baselines(task, train, test)}
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w") as f:
                 json.dump(report, f, indent=2)

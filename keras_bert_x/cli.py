@@ -69,3 +69,38 @@ def refuse_extra_arguments(argv):
         print(f"error: unexpected argument {argv[1]!r}{hint}", file=sys.stderr)
         return True
     return False
+
+
+def define_trainer_flags(config_class, help_texts):
+    """A trainer's flags: one per field of its config, and --num_cpu_devices. The script must
+    call `flags.adopt_module_key_flags(cli)` for its --help to list them (absl files a flag
+    under the module that defines it)."""
+    from absl import flags
+
+    define_dataclass_flags(config_class, help_texts)
+    flags.DEFINE_integer("num_cpu_devices", 0, "Split the CPU into N logical devices (testing "
+                         "--strategy=mirrored without accelerators).")
+
+
+def run_trainer(argv, config_class, run):
+    """A trainer's main(): builds its config from the flags and calls `run(config)`; bad input
+    is one `error:` line and exit status 1, success prints the final metrics."""
+    from absl import flags
+
+    from keras_bert_x.errors import BertInputError
+
+    if refuse_extra_arguments(argv):
+        return 1
+    warnings_only()
+    cfg = dataclass_from_flags(config_class)
+    try:
+        if flags.FLAGS.num_cpu_devices:
+            from keras_bert_x.training.strategy import split_cpu
+
+            split_cpu(flags.FLAGS.num_cpu_devices)
+        metrics = run(cfg)
+    except BertInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print("final " + " ".join(f"{k}={v:.6g}" for k, v in sorted(metrics.items())))
+    return 0

@@ -19,7 +19,6 @@ cli.quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 
-from keras_bert_x.errors import BertInputError  # noqa: E402
 from keras_bert_x.training.finetuning import FinetuneConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -45,30 +44,14 @@ _HELP = {
 
 
 def _define_flags():
-    cli.define_dataclass_flags(FinetuneConfig, _HELP)
-    flags.adopt_module_key_flags(cli)
-    flags.DEFINE_integer("num_cpu_devices", 0, "Split the CPU into N logical devices (testing "
-                         "--strategy=mirrored without accelerators).")
+    cli.define_trainer_flags(FinetuneConfig, _HELP)
+    flags.adopt_module_key_flags(cli)  # defined there, listed by this script's --help
 
 
 def main(argv):
-    if cli.refuse_extra_arguments(argv):
-        return 1
-    cli.warnings_only()
-    cfg = cli.dataclass_from_flags(FinetuneConfig)
-    try:
-        if FLAGS.num_cpu_devices:
-            from keras_bert_x.training.strategy import split_cpu
+    from keras_bert_x.training.finetuning import run_finetuning
 
-            split_cpu(FLAGS.num_cpu_devices)
-        from keras_bert_x.training.finetuning import run_finetuning
-
-        metrics = run_finetuning(cfg)
-    except BertInputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print("final " + " ".join(f"{k}={v:.6g}" for k, v in sorted(metrics.items())))
-    return 0
+    return cli.run_trainer(argv, FinetuneConfig, run_finetuning)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ cli.quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 
-from keras_bert_x.errors import BertInputError  # noqa: E402
 from keras_bert_x.training.pretraining import PretrainConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -44,31 +43,15 @@ _HELP = {
 
 
 def _define_flags():
-    cli.define_dataclass_flags(PretrainConfig, _HELP)
+    cli.define_trainer_flags(PretrainConfig, _HELP)
     flags.adopt_module_key_flags(cli)  # defined there, listed by this script's --help
-    flags.DEFINE_integer("num_cpu_devices", 0, "Split the CPU into N logical devices (testing "
-                         "--strategy=mirrored without accelerators).")
     flags.mark_flag_as_required("model_dir")
 
 
 def main(argv):
-    if cli.refuse_extra_arguments(argv):
-        return 1
-    cli.warnings_only()
-    cfg = cli.dataclass_from_flags(PretrainConfig)
-    try:
-        if FLAGS.num_cpu_devices:
-            from keras_bert_x.training.strategy import split_cpu
+    from keras_bert_x.training.pretraining import run_pretraining
 
-            split_cpu(FLAGS.num_cpu_devices)
-        from keras_bert_x.training.pretraining import run_pretraining
-
-        metrics = run_pretraining(cfg)
-    except BertInputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print("final " + " ".join(f"{k}={v:.6g}" for k, v in sorted(metrics.items())))
-    return 0
+    return cli.run_trainer(argv, PretrainConfig, run_pretraining)
 
 
 if __name__ == "__main__":

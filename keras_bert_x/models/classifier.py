@@ -2,7 +2,8 @@
 
 import keras
 
-from keras_bert_x.models.head_model import BertHeadModel, model_inputs
+from keras_bert_x.models.head_model import (BertHeadModel, model_inputs, output_dense,
+                                            resolve_labels)
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_x")
@@ -28,18 +29,11 @@ class BertClassifier(BertHeadModel):
     def __init__(self, encoder, num_classes=None, labels=None, dropout=None,
                  name="bert_classifier", **kwargs):
         config = encoder.config
-        labels = tuple(labels) if labels is not None else None
-        num_classes = num_classes if num_classes is not None else (
-            len(labels) if labels is not None else 2)
-        if labels is not None and len(labels) != num_classes:
-            raise ValueError(f"{len(labels)} labels for {num_classes} classes")
+        num_classes, labels = resolve_labels(num_classes, labels, "classes")
         dropout = config.hidden_dropout_prob if dropout is None else dropout
         inputs = model_inputs()
         pooled = encoder(inputs)["pooled_output"]
-        head = keras.layers.Dense(
-            num_classes, dtype="float32", name="logits",
-            kernel_initializer=keras.initializers.TruncatedNormal(
-                stddev=config.initializer_range))
+        head = output_dense(num_classes, config, "logits")
         logits = head(keras.layers.Dropout(dropout, name="classifier_dropout")(pooled))
         super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
         self.encoder, self.config = encoder, config

@@ -6,6 +6,24 @@ from keras_bert_x.models.encoder import INPUT_NAMES, BertEncoder
 from keras_bert_x.models.pretrained import PretrainedModel
 
 
+def output_dense(units, config, name):
+    """A task head's output layer: N(0, initializer_range) truncated, as in BERT; float32 even
+    under a mixed policy (logits feed a softmax)."""
+    return keras.layers.Dense(units, dtype="float32", name=name,
+                              kernel_initializer=keras.initializers.TruncatedNormal(
+                                  stddev=config.initializer_range))
+
+
+def resolve_labels(count, labels, what):
+    """(count, labels as a tuple or None): the number of outputs follows the labels if only
+    they are given; 2 if neither is."""
+    labels = tuple(labels) if labels is not None else None
+    count = count if count is not None else (len(labels) if labels is not None else 2)
+    if labels is not None and len(labels) != count:
+        raise ValueError(f"{len(labels)} labels for {count} {what}")
+    return count, labels
+
+
 def model_inputs(*extra_names):
     """keras.Input int32 [B, T] tensors for the encoder's three inputs plus `extra_names`."""
     return {n: keras.Input(shape=(None,), dtype="int32", name=n)

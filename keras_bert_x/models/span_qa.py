@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_bert_x.models.head_model import BertHeadModel, model_inputs
+from keras_bert_x.models.head_model import BertHeadModel, model_inputs, output_dense
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_x")
@@ -32,10 +32,7 @@ class BertSpanQA(BertHeadModel):
         config = encoder.config
         inputs = model_inputs()
         sequence = encoder(inputs)["sequence_output"]
-        head = keras.layers.Dense(
-            2, dtype="float32", name="span_logits",
-            kernel_initializer=keras.initializers.TruncatedNormal(
-                stddev=config.initializer_range))
+        head = output_dense(2, config, "span_logits")
         logits = head(sequence)
         outputs = {"start_logits": ops.take(logits, 0, axis=-1),
                    "end_logits": ops.take(logits, 1, axis=-1)}

@@ -2,7 +2,8 @@
 
 import keras
 
-from keras_bert_x.models.head_model import BertHeadModel, model_inputs
+from keras_bert_x.models.head_model import (BertHeadModel, model_inputs, output_dense,
+                                            resolve_labels)
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_x")
@@ -29,18 +30,11 @@ class BertTokenClassifier(BertHeadModel):
     def __init__(self, encoder, num_labels=None, labels=None, dropout=None,
                  name="bert_token_classifier", **kwargs):
         config = encoder.config
-        labels = tuple(labels) if labels is not None else None
-        num_labels = num_labels if num_labels is not None else (
-            len(labels) if labels is not None else 2)
-        if labels is not None and len(labels) != num_labels:
-            raise ValueError(f"{len(labels)} labels for num_labels={num_labels}")
+        num_labels, labels = resolve_labels(num_labels, labels, "tags")
         dropout = config.hidden_dropout_prob if dropout is None else dropout
         inputs = model_inputs()
         sequence = encoder(inputs)["sequence_output"]
-        head = keras.layers.Dense(
-            num_labels, dtype="float32", name="logits",
-            kernel_initializer=keras.initializers.TruncatedNormal(
-                stddev=config.initializer_range))
+        head = output_dense(num_labels, config, "logits")
         logits = head(keras.layers.Dropout(dropout, name="classifier_dropout")(sequence))
         super().__init__(inputs=inputs, outputs=logits, name=name, **kwargs)
         self.encoder, self.config = encoder, config

@@ -11,6 +11,8 @@ from keras_bert_x.io_utils import read_vocab
 from keras_bert_x.text.packing import pack
 
 RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# What separates words for alignment (see `BertTokenizer.tokenize_words`), as an RE2 class.
+WORD_SEPARATORS = r"[ \t\r\n\x{202F}]+"
 
 
 def load_vocabulary(vocabulary, source="vocabulary"):
@@ -48,6 +50,22 @@ def normalize_text(text, lower_case=True, strip_accents=None):
         # ICU lower-cases a word-final capital sigma to ς; BERT maps every Σ to σ.
         text = tf.strings.lower(tf.strings.regex_replace(text, "Σ", "σ"), encoding="utf-8")
     return text
+
+
+def _fill_empty_rows(ragged, fill):
+    """A 2-D ragged tensor with every empty row replaced by [fill]."""
+    lengths = ragged.row_lengths()
+    empty = tf.equal(lengths, 0)
+    splits = tf.concat([[0], tf.cumsum(tf.where(empty, tf.ones_like(lengths), lengths))], 0)
+    rows = ragged.value_rowids()
+    within = tf.range(tf.size(ragged.flat_values, out_type=tf.int64)) - tf.gather(
+        ragged.row_splits, rows)
+    values = tf.scatter_nd(tf.expand_dims(tf.gather(splits, rows) + within, 1),
+                           ragged.flat_values, splits[-1:])
+    holes = tf.boolean_mask(splits[:-1], empty)
+    values = tf.tensor_scatter_nd_update(values, tf.expand_dims(holes, 1),
+                                         tf.fill(tf.shape(holes), tf.cast(fill, values.dtype)))
+    return tf.RaggedTensor.from_row_splits(values, splits)
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_x")
@@ -162,6 +180,27 @@ class BertTokenizer(keras.layers.Layer):
         rank = tf.cumsum(tf.cast(suspect, tf.int64)) - 1
         source = tf.where(suspect, tf.shape(text, out_type=tf.int64)[0] + rank, rows)
         return tf.gather(tf.concat([plain, exact], axis=0), source)
+
+    def tokenize_words(self, texts):
+        """Strings [B] -> (pieces [B, (words), (pieces)], word_starts, word_ends [B, (words)]).
+
+        Words are the parts of each text between runs of space, tab, CR, LF and U+202F, the
+        split Google's run_squad makes (and `keras_bert_x.data.tasks.squad`): each is
+        WordPiece-tokenized alone (a word that gives no piece, a lone control character say,
+        gets [UNK]), and its start and end are byte offsets into the original string, so a
+        prediction maps back to the text. All in the TensorFlow graph: a serving signature can
+        take raw strings and return words. (tf-text's WhitespaceTokenizer is not used: its
+        offsets cut multi-byte spaces such as U+00A0 in half.)
+        """
+        texts = tf.reshape(tf.convert_to_tensor(texts, tf.string), [-1])
+        # The splitter stops at a NUL byte; a same-length stand-in keeps every offset.
+        split_input = tf.strings.regex_replace(texts, r"\x00", "\x01")
+        words, starts, ends = tf_text.regex_split_with_offsets(split_input, WORD_SEPARATORS)
+        words = tf.strings.substr(tf.gather(texts, words.value_rowids()), starts.flat_values,
+                                  ends.flat_values - starts.flat_values)
+        words = starts.with_flat_values(words)
+        pieces = _fill_empty_rows(self.tokenize(words.flat_values), self.unk_id)
+        return words.with_flat_values(pieces), starts, ends
 
     def call(self, inputs):
         if isinstance(inputs, tuple):

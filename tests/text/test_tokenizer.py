@@ -113,3 +113,22 @@ def test_bad_vocabularies(tmp_path, tokens, message):
     assert str(path) in str(e.value)
     with pytest.raises(kbx.BertInputError, match="vocab file not found"):
         BertTokenizer(str(tmp_path / "missing.txt"))
+
+
+def test_tokenize_words_aligns_pieces_with_words_in_the_graph(vocab_file):
+    """Pieces grouped by whitespace word, with byte offsets into the original text: what a
+    serving signature needs to return per-word tags and answer spans from raw strings."""
+    from keras_bert_x.data.corpus import bundled_documents
+    from keras_bert_x.data.tasks.squad import split_words
+
+    tok = kbx.BertTokenizer(vocab_file)
+    texts = bundled_documents()[0].splitlines()[:200] + [
+        "  São  Paulo\tcafé ", "unaffordable\u00a0housing", "a\u202fb", "a \x00 b", "", "   "]
+    pieces, starts, ends = (x.to_list() for x in tf.function(tok.tokenize_words)(texts))
+    for text, text_pieces, text_starts, text_ends in zip(texts, pieces, starts, ends):
+        raw = text.encode("utf-8")
+        words = [raw[s:e].decode("utf-8") for s, e in zip(text_starts, text_ends)]
+        assert words == split_words(text)[0], (text, words)  # the Python readers' split
+        for word, word_pieces in zip(words, text_pieces):
+            alone = tok.tokenize([word]).to_list()[0] or [tok.unk_id]
+            assert word_pieces == alone, word

@@ -20,6 +20,7 @@ from keras_bert_x.errors import BertInputError
 
 
 def is_whitespace(c):
+    """The characters words are split on (as `BertTokenizer.tokenize_words` splits them)."""
     return c in " \t\r\n" or ord(c) == 0x202F
 
 
@@ -45,7 +46,8 @@ class SquadData:
     source: str
 
 
-def _split_words(context):
+def split_words(context):
+    """(words, their character offsets, the word of each character) of a context."""
     words, starts, previous_space = [], [], True
     char_to_word = []
     for i, c in enumerate(context):
@@ -80,7 +82,7 @@ def read_squad(path, is_training):
         for article in articles:
             for paragraph in article["paragraphs"]:
                 context = paragraph["context"]
-                words, starts, char_to_word = _split_words(context)
+                words, starts, char_to_word = split_words(context)
                 for qa in paragraph["qas"]:
                     impossible = bool(qa.get("is_impossible", False))
                     version_2 = version_2 or "is_impossible" in qa
