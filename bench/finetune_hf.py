@@ -21,11 +21,18 @@ def _optimizer(model, recipe, total_steps):
     return optimizer, schedule
 
 
+def _seeded(model_class, weights, **kwargs):
+    """The pretrained model with its new head drawn from seed 42 (as ours is)."""
+    import torch
+
+    torch.manual_seed(42)
+    return model_class.from_pretrained(weights, **kwargs)
+
+
 def _train(model, inputs, recipe, evaluate):
     """Epochs of shuffled batches (the last one partial); `evaluate()` after each epoch."""
     import torch
 
-    torch.manual_seed(42)
     n = len(next(iter(inputs.values())))
     per_epoch = math.ceil(n / recipe["batch"])
     optimizer, schedule = _optimizer(model, recipe, per_epoch * recipe["epochs"])
@@ -77,7 +84,7 @@ def classification(train_file, test_file, recipe, weights, tokenizer):
                         padding="max_length", return_tensors="pt")
         return {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
 
-    model = BertForSequenceClassification.from_pretrained(weights, num_labels=len(labels))
+    model = _seeded(BertForSequenceClassification, weights, num_labels=len(labels))
     train_inputs = {**encode(train), "labels": torch.tensor(label_ids(train, labels)).long()}
     test_inputs, test_labels = encode(test), label_ids(test, labels)
 
@@ -101,28 +108,35 @@ def token_classification(train_file, test_file, recipe, weights, tokenizer):
     index = {t: i for i, t in enumerate(tags)}
 
     def encode(sentences):
+        """Inputs, labels at each word's first piece, and [row] -> {position: word index}."""
         enc = tokenizer(sentences.words, is_split_into_words=True, truncation=True,
                         max_length=recipe["seq"], padding="max_length", return_tensors="pt")
         labels = np.full(enc["input_ids"].shape, -100)
+        firsts = []
         for row, sentence_tags in enumerate(sentences.tags):
-            previous = None
+            previous, first = None, {}
             for position, word in enumerate(enc.word_ids(row)):
                 if word is not None and word != previous:
                     labels[row, position] = index[sentence_tags[word]]
+                    first[position] = word
                 previous = word
-        return {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}, labels
+            firsts.append(first)
+        inputs = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+        return inputs, labels, firsts
 
-    model = BertForTokenClassification.from_pretrained(weights, num_labels=len(tags))
-    train_inputs, train_labels = encode(train)
+    model = _seeded(BertForTokenClassification, weights, num_labels=len(tags))
+    train_inputs, train_labels, _ = encode(train)
     train_inputs["labels"] = torch.tensor(train_labels).long()
-    test_inputs, test_labels = encode(test)
+    test_inputs, _, test_firsts = encode(test)
 
     def evaluate():
         best = _predict(model, test_inputs)["logits"].argmax(-1)
         predicted = []
         for row, words in enumerate(test.words):
-            kept = [tags[i] for i in best[row][test_labels[row] >= 0]]
-            predicted.append(kept + ["O"] * (len(words) - len(kept)))
+            sentence = ["O"] * len(words)  # words cut off or without pieces: "O"
+            for position, word in test_firsts[row].items():
+                sentence[word] = tags[best[row][position]]
+            predicted.append(sentence)
         return metrics.entity_scores(test.tags, predicted)
 
     return _train(model, {**train_inputs}, recipe, evaluate)
@@ -144,10 +158,24 @@ def squad(train_file, test_file, recipe, weights, tokenizer):
                     for a in json.load(f)["data"] for p in a["paragraphs"] for qa in p["qas"]]
 
     def encode(questions):
-        enc = tokenizer([q[1].lstrip() for q in questions], [q[2] for q in questions],
-                        truncation="only_second", max_length=recipe["seq"],
-                        stride=recipe["doc_stride"], return_overflowing_tokens=True,
-                        return_offsets_mapping=True, padding="max_length")
+        """Windows of each question, stepped `doc_stride` context tokens apart as Google's
+        run_squad (and ours) step them: HF's `stride` is the overlap, room - doc_stride."""
+        from transformers import BatchEncoding
+
+        parts = collections.defaultdict(list)
+        sequence_ids = []
+        for q, (_, question, context, _) in enumerate(questions):
+            room = recipe["seq"] - 3 - len(tokenizer.tokenize(question.lstrip()))
+            enc = tokenizer(question.lstrip(), context, truncation="only_second",
+                            max_length=recipe["seq"], stride=max(room - recipe["doc_stride"], 0),
+                            return_overflowing_tokens=True, return_offsets_mapping=True,
+                            padding="max_length")
+            for k in ("input_ids", "attention_mask", "token_type_ids", "offset_mapping"):
+                parts[k].extend(enc[k])
+            parts["overflow_to_sample_mapping"].extend([q] * len(enc["input_ids"]))
+            sequence_ids.extend(enc.sequence_ids(i) for i in range(len(enc["input_ids"])))
+        enc = BatchEncoding(dict(parts))
+        enc.sequence_ids = sequence_ids.__getitem__
         return enc
 
     train = load(train_file)
@@ -172,7 +200,7 @@ def squad(train_file, test_file, recipe, weights, tokenizer):
         while k >= c0 and offsets[k][1] >= last:
             k -= 1
         ends.append(k + 1)
-    model = BertForQuestionAnswering.from_pretrained(weights)
+    model = _seeded(BertForQuestionAnswering, weights)
     train_inputs = {k: torch.tensor(enc[k]) for k in ("input_ids", "attention_mask",
                                                       "token_type_ids")}
     train_inputs["start_positions"] = torch.tensor(starts)

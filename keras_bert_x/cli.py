@@ -6,6 +6,7 @@ Importing this module loads neither TensorFlow nor Keras, so `quiet_tensorflow()
 import dataclasses
 import os
 import sys
+from typing import Optional
 
 
 def quiet_tensorflow():
@@ -46,7 +47,7 @@ def define_dataclass_flags(cls, help_texts):
     for field in dataclasses.fields(cls):
         help_text = help_texts.get(field.name, field.name.replace("_", " ") + ".")
         default = None if field.default is dataclasses.MISSING else field.default
-        if field.type in (bool, "bool") or isinstance(default, bool):
+        if field.type in (bool, "bool", Optional[bool]) or isinstance(default, bool):
             flags.DEFINE_bool(field.name, default, help_text)
         elif isinstance(default, int):
             flags.DEFINE_integer(field.name, default, help_text)

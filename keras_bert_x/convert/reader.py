@@ -20,6 +20,7 @@ class Checkpoint:
     heads: dict = dataclasses.field(default_factory=dict)   # head group -> {canonical: array}
     other: tuple = ()                  # groups of tensors that are neither (listed, not loaded)
     labels: Optional[tuple] = None     # class / tag names of a classifier head, by id
+    lower_case: Optional[bool] = None  # whether the vocabulary is uncased, when the files say
 
     def all_tensors(self):
         """{canonical name: array} of everything read: the encoder's, the pooler's, the heads'."""
@@ -59,6 +60,19 @@ def _read_vocabulary(path, config):
     return tokens
 
 
+def _read_lower_case(path):
+    """`do_lower_case` of an HF tokenizer_config.json beside the weights, or None."""
+    import json
+
+    config_path = os.path.join(path, "tokenizer_config.json")
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            value = json.load(f).get("do_lower_case")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, bool) else None
+
+
 def read_checkpoint(path, source=None):
     """Reads the encoder tensors of a HF, Google TF1 or Model Garden checkpoint directory.
 
@@ -81,4 +95,4 @@ def read_checkpoint(path, source=None):
         raise BertInputError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     return Checkpoint(config=config, tensors=tensors, source=source,
                       vocabulary=_read_vocabulary(path, config), heads=found, other=other,
-                      labels=labels)
+                      labels=labels, lower_case=_read_lower_case(path))

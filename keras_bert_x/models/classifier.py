@@ -2,8 +2,8 @@
 
 import keras
 
-from keras_bert_x.models.head_model import (BertHeadModel, model_inputs, output_dense,
-                                            resolve_labels)
+from keras_bert_x.models.head_model import (BertHeadModel, fit_label_head, model_inputs,
+                                            output_dense, resolve_labels)
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_x")
@@ -43,6 +43,11 @@ class BertClassifier(BertHeadModel):
     @property
     def is_regression(self):
         return self.num_classes == 1
+
+    @classmethod
+    def _fit_head(cls, checkpoint, head_config, where):
+        return fit_label_head(checkpoint, "cls/classifier", head_config.get("labels"),
+                              head_config.get("num_classes"), where, cls.__name__)
 
     @classmethod
     def _head_config_from(cls, checkpoint):

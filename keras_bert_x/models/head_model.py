@@ -1,5 +1,7 @@
 """`BertHeadModel`: the base of models made of a `BertEncoder` and heads on top of it."""
 
+import dataclasses
+
 import keras
 
 from keras_bert_x.models.encoder import INPUT_NAMES, BertEncoder
@@ -22,6 +24,45 @@ def resolve_labels(count, labels, what):
     if labels is not None and len(labels) != count:
         raise ValueError(f"{len(labels)} labels for {count} {what}")
     return count, labels
+
+
+def fit_label_head(checkpoint, group, labels, count, where, kind):
+    """(checkpoint, fresh groups): the checkpoint's head `group` made to fit `labels` (or
+    `count` outputs) before it is loaded.
+
+    The same labels in another order: the head's columns are put in the new order. Other
+    labels, another size, or labels the checkpoint does not name (so their order is unknown):
+    the head is dropped and starts fresh, with one warning line saying why. Nothing asked for:
+    the checkpoint's head and labels are taken as they are.
+    """
+    from keras_bert_x.convert.heads import HEAD_GROUPS
+    from keras_bert_x.models.weights import log
+
+    head = checkpoint.heads.get(group)
+    if head is None or (labels is None and count is None):
+        return checkpoint, ()
+    labels = tuple(labels) if labels is not None else None
+    have, theirs = len(head[f"{group}/output_bias"]), checkpoint.labels
+    want = len(labels) if labels is not None else count
+    if labels is not None and theirs is not None and len(set(labels)) == len(labels) \
+            and sorted(theirs) == sorted(labels):
+        order = [theirs.index(name) for name in labels]
+        kernel, bias = head[f"{group}/output_weights"], head[f"{group}/output_bias"]
+        heads = {**checkpoint.heads, group: {f"{group}/output_weights": kernel[:, order],
+                                             f"{group}/output_bias": bias[order]}}
+        return dataclasses.replace(checkpoint, heads=heads, labels=labels), ()
+    if want != have:
+        reason = f"has {have} outputs, not {want}"
+    elif labels is not None and theirs is None:
+        reason = "does not name its labels, so their order is unknown"
+    elif labels is not None:
+        reason = f"is for labels ({', '.join(theirs)}), not ({', '.join(labels)})"
+    else:
+        return checkpoint, ()
+    log.warning("%s: its %s %s; %s starts it fresh: train before use", where,
+                HEAD_GROUPS[group], reason, kind)
+    heads = {g: v for g, v in checkpoint.heads.items() if g != group}
+    return dataclasses.replace(checkpoint, heads=heads), (group,)
 
 
 def model_inputs(*extra_names):

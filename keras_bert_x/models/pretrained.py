@@ -28,6 +28,12 @@ FORMAT_KEY = "keras_bert_x"
 MODEL_CLASSES = {}
 
 
+def _same(a, b):
+    """Head arguments compare equal as saved in JSON (lists) or given (tuples)."""
+    normal = lambda x: tuple(x) if isinstance(x, (list, tuple)) else x  # noqa: E731
+    return normal(a) == normal(b)
+
+
 def is_our_format(path):
     config_path = os.path.join(path, CONFIG_FILE)
     if not os.path.isfile(config_path):
@@ -40,7 +46,7 @@ def is_our_format(path):
 
 
 def _read_ours(path):
-    """(saved class, BertConfig, head config) of one of our directories."""
+    """(saved class, BertConfig, head config, lower_case) of one of our directories."""
     import keras_bert_x.models  # noqa: F401  (registers every model class)
 
     config_path = os.path.join(path, CONFIG_FILE)
@@ -48,9 +54,11 @@ def _read_ours(path):
         data = json.load(f)
     head_config = dict(data.pop(FORMAT_KEY))
     name = head_config.pop("class", None)
+    lower_case = head_config.pop("lower_case", None)
     if name not in MODEL_CLASSES:
         raise BertInputError(f"{config_path}: unknown model class {name!r}")
-    return MODEL_CLASSES[name], BertConfig.from_dict(data, source=config_path), head_config
+    return (MODEL_CLASSES[name], BertConfig.from_dict(data, source=config_path), head_config,
+            lower_case)
 
 
 def read_pretrained(path, source=None):
@@ -64,11 +72,11 @@ def read_pretrained(path, source=None):
         return read_checkpoint(path, source=source)
     from keras_bert_x.models.weights import encoder_weights, head_weights
 
-    saved_class, config, head_config = _read_ours(path)
+    saved_class, config, head_config, lower_case = _read_ours(path)
     model = saved_class._load_ours(path, saved_class, config, head_config, dtype=None)
     labels = getattr(model, "labels", None)
     return Checkpoint(config=config, tensors=encoder_weights(getattr(model, "encoder", model)),
-                      source=FORMAT_KEY, vocabulary=model.vocabulary,
+                      source=FORMAT_KEY, vocabulary=model.vocabulary, lower_case=lower_case,
                       heads=head_weights(model), labels=tuple(labels) if labels else None)
 
 
@@ -79,8 +87,10 @@ class PretrainedModel(keras.Model):
     if they carry head arguments, `_head_config()`.
     """
 
-    # Tokens of the WordPiece vocabulary the weights were trained with, when known.
+    # Tokens of the WordPiece vocabulary the weights were trained with, and whether their text
+    # was lower-cased (uncased) or not, when known.
     vocabulary = None
+    lower_case = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -106,6 +116,8 @@ class PretrainedModel(keras.Model):
         with atomic_output_dir(path, overwrite=overwrite, replaceable=is_our_format) as tmp:
             data = self.config.to_dict()
             data[FORMAT_KEY] = {"class": type(self).__name__, **self._head_config()}
+            if self.lower_case is not None:
+                data[FORMAT_KEY]["lower_case"] = bool(self.lower_case)
             with open(os.path.join(tmp, CONFIG_FILE), "w", encoding="utf-8") as f:
                 json.dump(data, f, indent=2, sort_keys=True)
             if self.vocabulary is not None:
@@ -122,10 +134,12 @@ class PretrainedModel(keras.Model):
         """
         path = os.fspath(path)
         if source is None and os.path.isdir(path) and is_our_format(path):
-            saved_class, config, saved_head_config = _read_ours(path)
-            if saved_class is cls and all(saved_head_config.get(k) == v
+            saved_class, config, saved_head_config, lower_case = _read_ours(path)
+            if saved_class is cls and all(_same(saved_head_config.get(k), v)
                                           for k, v in head_config.items()):
-                return cls._load_ours(path, cls, config, saved_head_config, dtype)
+                model = cls._load_ours(path, cls, config, saved_head_config, dtype)
+                model.lower_case = lower_case
+                return model
         return cls.from_checkpoint(read_pretrained(path, source), dtype=dtype, where=path,
                                    **head_config)
 
@@ -134,14 +148,22 @@ class PretrainedModel(keras.Model):
         """Builds the model from a `keras_bert_x.convert.Checkpoint` (any format's tensors)."""
         from keras_bert_x.models.weights import load_checkpoint_weights
 
+        where = where or f"{checkpoint.source} checkpoint"
+        checkpoint, fresh = cls._fit_head(checkpoint, head_config, where)
         implied = cls._head_config_from(checkpoint)
-        if "labels" in head_config:  # the caller's labels set the count (checked on loading)
-            implied = {k: v for k, v in implied.items() if k not in ("num_classes", "num_labels")}
-        head_config = {**implied, **head_config}
-        model = cls._new(checkpoint.config, head_config, dtype=dtype)
-        load_checkpoint_weights(model, checkpoint, where or f"{checkpoint.source} checkpoint")
-        model.vocabulary = checkpoint.vocabulary
+        if head_config:  # the caller's labels or count decide
+            implied = {k: v for k, v in implied.items()
+                       if k not in ("num_classes", "num_labels", "labels")}
+        model = cls._new(checkpoint.config, {**implied, **head_config}, dtype=dtype)
+        load_checkpoint_weights(model, checkpoint, where, already_reported=fresh)
+        model.vocabulary, model.lower_case = checkpoint.vocabulary, checkpoint.lower_case
         return model
+
+    @classmethod
+    def _fit_head(cls, checkpoint, head_config, where):
+        """(checkpoint, groups whose fresh start was reported): a class with a labelled head
+        fits the checkpoint's to the labels asked for (see `head_model.fit_label_head`)."""
+        return checkpoint, ()
 
     @staticmethod
     def _load_ours(path, saved_class, config, head_config, dtype):

@@ -2,8 +2,8 @@
 
 import keras
 
-from keras_bert_x.models.head_model import (BertHeadModel, model_inputs, output_dense,
-                                            resolve_labels)
+from keras_bert_x.models.head_model import (BertHeadModel, fit_label_head, model_inputs,
+                                            output_dense, resolve_labels)
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_x")
@@ -40,6 +40,11 @@ class BertTokenClassifier(BertHeadModel):
         self.encoder, self.config = encoder, config
         self.num_labels, self.labels, self.dropout = num_labels, labels, dropout
         self.token_classifier_head = head
+
+    @classmethod
+    def _fit_head(cls, checkpoint, head_config, where):
+        return fit_label_head(checkpoint, "cls/token_classifier", head_config.get("labels"),
+                              head_config.get("num_labels"), where, cls.__name__)
 
     @classmethod
     def _head_config_from(cls, checkpoint):

@@ -118,7 +118,7 @@ def head_weights(model):
             for group, variables in head_variables(model).items()}
 
 
-def load_checkpoint_weights(model, checkpoint, where):
+def load_checkpoint_weights(model, checkpoint, where, already_reported=()):
     """Assigns a `Checkpoint`'s encoder tensors and the heads `model` has to `model`.
 
     A head (or pooler) the checkpoint lacks keeps its fresh initialisation, and one warning
@@ -131,7 +131,7 @@ def load_checkpoint_weights(model, checkpoint, where):
     kind = type(model).__name__
     # A model that never reads the pooler (BertMaskedLM) keeps one loaded when there is one,
     # so that its encoder is whole, but has no use for a warning when there is none.
-    missing = [g for g in wanted if g not in checkpoint.heads
+    missing = [g for g in wanted if g not in checkpoint.heads and g not in already_reported
                and (g != POOLER or getattr(model, "uses_pooler", True))]
     for group, variables in wanted.items():
         if group in checkpoint.heads:

@@ -202,6 +202,14 @@ class BertTokenizer(keras.layers.Layer):
         pieces = _fill_empty_rows(self.tokenize(words.flat_values), self.unk_id)
         return words.with_flat_values(pieces), starts, ends
 
+    def word_pieces(self, texts, batch_size=4096):
+        """Python lists [text][word][piece ids] of `tokenize_words`, run in batches."""
+        out = []
+        for start in range(0, len(texts), batch_size):
+            pieces, _, _ = self.tokenize_words(texts[start:start + batch_size])
+            out.extend(pieces.to_list())
+        return out
+
     def call(self, inputs):
         if isinstance(inputs, tuple):
             if len(inputs) != 2:

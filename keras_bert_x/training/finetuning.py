@@ -29,7 +29,7 @@ class FinetuneConfig:
     train_file: str
     eval_file: Optional[str] = None
     vocab_file: Optional[str] = None        # default: the checkpoint's vocab.txt
-    do_lower_case: bool = True
+    do_lower_case: Optional[bool] = None    # default: what the checkpoint says, else True
     text_column: str = "text"              # classification / regression tables
     text_b_column: Optional[str] = None
     label_column: str = "label"
@@ -75,7 +75,8 @@ def _validate(cfg):
             raise BertInputError(f"--{name}={path}: no such file")
     if cfg.epochs <= 0 or not 0 <= cfg.warmup_ratio < 1:
         raise BertInputError("--epochs must be > 0 and --warmup_ratio in [0, 1)")
-    check_common_settings(cfg, final_dir=os.path.join(cfg.model_dir, "final"))
+    for name in ("final", "best"):
+        check_common_settings(cfg, final_dir=os.path.join(cfg.model_dir, name))
 
 
 @dataclasses.dataclass
@@ -138,20 +139,25 @@ def _prepare(cfg, tokenizer):
         task = tasks.SpanQATask(evaluation, features, tokenizer.vocabulary,
                                 n_best=cfg.n_best_size, max_answer_length=cfg.max_answer_length,
                                 null_threshold=cfg.null_score_threshold,
-                                lower_case=cfg.do_lower_case)
+                                lower_case=tokenizer.lower_case)
     return _Data(train_features, eval_features, task, BertSpanQA, {})
 
 
 def _vocabulary(cfg):
+    """(tokens, lower_case): --vocab_file or the checkpoint's; --do_lower_case or the
+    checkpoint's (HF tokenizer_config.json, ours), else uncased."""
     from keras_bert_x.models.pretrained import read_pretrained
     from keras_bert_x.text.tokenizer import load_vocabulary
 
+    checkpoint = read_pretrained(cfg.init_checkpoint)
+    lower_case = cfg.do_lower_case
+    if lower_case is None:
+        lower_case = checkpoint.lower_case if checkpoint.lower_case is not None else True
     if cfg.vocab_file:
-        return load_vocabulary(cfg.vocab_file)
-    vocabulary = read_pretrained(cfg.init_checkpoint).vocabulary
-    if vocabulary is None:
+        return load_vocabulary(cfg.vocab_file), lower_case
+    if checkpoint.vocabulary is None:
         raise BertInputError(f"{cfg.init_checkpoint}: has no vocab.txt; give --vocab_file")
-    return vocabulary
+    return checkpoint.vocabulary, lower_case
 
 
 def _evaluations(model_dir, up_to_step, per_epoch):
@@ -167,7 +173,18 @@ def _evaluations(model_dir, up_to_step, per_epoch):
 
 
 def run_finetuning(cfg):
-    """Fine-tunes a task model; returns the last metrics (eval_* of the final evaluation)."""
+    """Fine-tunes a task model; returns the last metrics (eval_* of the final evaluation).
+
+    Resumes from `model_dir` if it can. Keras's global dtype policy is `mixed_precision`
+    while it runs, and is put back after.
+    """
+    from keras_bert_x.training.runner import mixed_precision_policy
+
+    with mixed_precision_policy(cfg.mixed_precision):
+        return _run_finetuning(cfg)
+
+
+def _run_finetuning(cfg):
     from keras_bert_x.data.tasks.datasets import eval_dataset, steps_per_epoch, train_dataset
     from keras_bert_x.text.tokenizer import BertTokenizer
     from keras_bert_x.training.loop import TrainingLoop
@@ -176,19 +193,18 @@ def run_finetuning(cfg):
     from keras_bert_x.training.strategy import create_strategy
 
     _validate(cfg)
-    vocabulary = _vocabulary(cfg)
-    tokenizer = BertTokenizer(vocabulary, lower_case=cfg.do_lower_case,
+    vocabulary, lower_case = _vocabulary(cfg)
+    tokenizer = BertTokenizer(vocabulary, lower_case=lower_case,
                               max_seq_length=cfg.max_seq_length)
     data = _prepare(cfg, tokenizer)
     keras.utils.set_random_seed(cfg.seed)
-    keras.mixed_precision.set_global_policy(cfg.mixed_precision)
     strategy = create_strategy(cfg.strategy, cfg.tpu, cfg.cluster_timeout)
     check_batch_split(cfg, strategy.num_replicas_in_sync, data.eval is not None)
     per_epoch = steps_per_epoch(len(data.train["example_weights"]), cfg.train_batch_size)
     total = max(int(round(cfg.epochs * per_epoch)), 1)
     with strategy.scope():
         model = data.model_class.from_pretrained(cfg.init_checkpoint, **data.head_config)
-        model.vocabulary = vocabulary
+        model.vocabulary, model.lower_case = vocabulary, lower_case
         if model.config.max_position_embeddings < cfg.max_seq_length:
             raise BertInputError(f"--max_seq_length={cfg.max_seq_length} exceeds the model's "
                                  f"max_position_embeddings={model.config.max_position_embeddings}")

@@ -99,19 +99,13 @@ class TokenClassificationTask(Task):
         return {"predictions": tf.argmax(outputs, -1, output_type=tf.int32),
                 "labels": batch["labels"], "word_counts": batch["word_counts"]}
 
-    def predicted_tags(self, arrays):
-        """Tag sequences: the prediction at each kept word's first piece, "O" for cut words."""
-        out = []
-        for predictions, labels, count in zip(arrays["predictions"], arrays["labels"],
-                                              arrays["word_counts"]):
-            kept = [self.tags[i] for i in predictions[labels >= 0]]
-            out.append(kept + ["O"] * (int(count) - len(kept)))
-        return out
-
     def host_metrics(self, arrays):
+        from keras_bert_x.data.tasks.conll import predicted_tags
+
         gold = self.gold_tags if self.gold_tags is not None else [
             [self.tags[i] for i in row[row >= 0]] for row in arrays["labels"]]
-        return metrics.entity_scores(gold, self.predicted_tags(arrays))
+        return metrics.entity_scores(gold, predicted_tags(
+            arrays["predictions"], arrays["labels"], arrays["word_counts"], self.tags))
 
 
 class SpanQATask(Task):

@@ -149,8 +149,16 @@ def _build(cfg, config, strategy):
 def run_pretraining(cfg):
     """Trains a BertPretrainer (BertMaskedLM with nsp=False); returns the last metrics.
 
-    Resumes from `model_dir` if it can.
+    Resumes from `model_dir` if it can. Keras's global dtype policy is `mixed_precision`
+    while it runs, and is put back after.
     """
+    from keras_bert_x.training.runner import mixed_precision_policy
+
+    with mixed_precision_policy(cfg.mixed_precision):
+        return _run_pretraining(cfg)
+
+
+def _run_pretraining(cfg):
     from keras_bert_x.training.checkpoints import initialize_from
     from keras_bert_x.training.runner import Trainer, check_batch_split
     from keras_bert_x.training.strategy import create_strategy
@@ -158,7 +166,6 @@ def run_pretraining(cfg):
     _validate(cfg)
     config = _bert_config(cfg)
     keras.utils.set_random_seed(cfg.seed)
-    keras.mixed_precision.set_global_policy(cfg.mixed_precision)
     strategy = create_strategy(cfg.strategy, cfg.tpu, cfg.cluster_timeout)
     check_batch_split(cfg, strategy.num_replicas_in_sync, bool(cfg.eval_data))
     model, loop = _build(cfg, config, strategy)

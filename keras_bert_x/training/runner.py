@@ -7,6 +7,7 @@ evaluation every N steps. Under MultiWorkerMirroredStrategy every worker runs it
 evaluations are collective); only the chief writes files.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -50,6 +51,20 @@ def check_batch_split(cfg, replicas, evaluates=True):
                              f"over {replicas} replicas")
 
 
+@contextlib.contextmanager
+def mixed_precision_policy(name):
+    """Keras's global dtype policy set to `name` for the block, then put back (a library call
+    must not leave it changed for the caller's later models)."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def chief_and_index():
     """(is_chief, task index) from TF_CONFIG; a single process is its own chief."""
     tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))
@@ -79,11 +94,15 @@ class Trainer:
         self.is_chief, task_id = chief_and_index()
         with strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            # In the checkpoint, so that every worker agrees after a resume whether the
+            # evaluation due at the resumed step still has to run.
+            self.evaluated_step = tf.Variable(-1, dtype=tf.int64, trainable=False,
+                                              name="evaluated_step")
         self.keeper = CheckpointKeeper(
             os.path.join(model_dir, "checkpoints"), keep_checkpoint_max, self.is_chief, task_id,
             model=loop.model, optimizer=loop.optimizer, step=self.step,
             loss_scale=loop.loss_scale, good_steps=loop.good_steps,
-            random_states=random_states(loop.model))
+            evaluated_step=self.evaluated_step, random_states=random_states(loop.model))
 
     def restore(self):
         """Resumes from the latest checkpoint in model_dir; returns whether there was one."""
@@ -127,11 +146,18 @@ class Trainer:
 
         def run_evaluation(step):
             result = evaluate(step)
+            self.evaluated_step.assign(step)
             self._log_evaluation(eval_writer, step, result)
             if after_evaluation:
                 after_evaluation(step, result)
             return result
 
+        def due(step):
+            return (evaluate and eval_interval_steps and step % eval_interval_steps == 0
+                    and 0 < step < self.num_train_steps)
+
+        if due(start) and int(self.evaluated_step.numpy()) < start:
+            run_evaluation(start)  # stopped between the checkpoint and the evaluation
         try:
             while self.start_step < self.num_train_steps:
                 metrics = self.loop.train_step(iterator)
@@ -158,8 +184,7 @@ class Trainer:
                     print(f"SIGTERM: saved checkpoint at step {current}, exiting",
                           file=sys.stderr)
                     raise SystemExit(143)
-                if (evaluate and eval_interval_steps and current % eval_interval_steps == 0
-                        and current < self.num_train_steps):
+                if due(current):
                     run_evaluation(current)
             if self.keeper.latest is None or \
                     not self.keeper.latest.endswith(f"-{self.start_step}"):

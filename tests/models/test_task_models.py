@@ -80,13 +80,34 @@ def test_google_classifier_checkpoint(tmp_path):
                                atol=1e-4)
 
 
-def test_head_of_another_size_is_refused(tmp_path):
+def test_head_is_fitted_to_the_labels_asked_for(tmp_path, caplog):
+    """Fine-tuning from a task checkpoint: its head is kept for the same labels in another
+    order (columns reordered), and starts fresh with one warning line for other labels or
+    another size (an MNLI head for a binary task, a classifier for regression)."""
+    import logging
+
     torch.manual_seed(0)
-    transformers.BertForSequenceClassification(
-        transformers.BertConfig(**HF_CONFIG, num_labels=3)).save_pretrained(tmp_path)
-    with pytest.raises(kbx.BertInputError, match=r"classification head has .* of shape "
-                                                 r"\(32, 3\), BertClassifier needs \(32, 2\)"):
-        kbx.BertClassifier.from_pretrained(tmp_path, labels=["a", "b"])
+    names = {0: "neg", 1: "neu", 2: "pos"}
+    reference = transformers.BertForSequenceClassification(transformers.BertConfig(
+        **HF_CONFIG, num_labels=3, id2label=names, label2id={v: k for k, v in names.items()}))
+    reference.eval().save_pretrained(tmp_path)
+    batch = random_batch(120, batch=2, seq_len=7)
+    expected = _torch_outputs(reference, batch).logits.numpy()
+    with caplog.at_level(logging.WARNING, logger="keras_bert_x"):
+        model = kbx.BertClassifier.from_pretrained(tmp_path, labels=["pos", "neg", "neu"])
+    assert [r.getMessage() for r in caplog.records] == []
+    np.testing.assert_allclose(model(batch), expected[:, [2, 0, 1]], atol=1e-4)
+    for args, reason in (({"labels": ["no", "yes"]}, "has 3 outputs, not 2"),
+                         ({"labels": ["a", "b", "c"]}, "is for labels (neg, neu, pos), not "
+                                                       "(a, b, c)"),
+                         ({"num_classes": 1}, "has 3 outputs, not 1")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="keras_bert_x"):
+            model = kbx.BertClassifier.from_pretrained(tmp_path, **args)
+        assert [r.getMessage() for r in caplog.records] == [
+            f"{tmp_path}: its classification head {reason}; BertClassifier starts it fresh: "
+            "train before use"]
+        assert model.num_classes == len(args.get("labels", [0]))
 
 
 @pytest.mark.parametrize("model_class,args", [

@@ -1,6 +1,6 @@
 """Token classification data in the CoNLL/BIO format: `token<TAB or spaces>tag` per line, a
-blank (or whitespace-only) line between sentences; extra columns between token and tag, as in
-CoNLL-2003, are allowed with `tag_column=-1` (the default: the last field is the tag)."""
+blank (or whitespace-only) line between sentences; files with more columns (CoNLL-2003's four)
+are read with `fields=4`: the token is the first field, the tag the last."""
 
 import dataclasses
 import os
@@ -63,19 +63,11 @@ def tag_names(sentences):
 
 
 def word_pieces(tokenizer, sentences):
-    """[sentence][word] -> list of WordPiece ids; one tokenizer call for every word at once
-    (a word is tokenized alone, as `is_split_into_words` tokenizers do). A word that gives no
-    piece at all (a zero-width or control character) becomes [UNK], so every word keeps a
-    position and a label."""
-    flat = [w for sentence in sentences.words for w in sentence]
-    pieces = []
-    for start in range(0, len(flat), 65536):
-        pieces.extend(tokenizer.tokenize(flat[start:start + 65536]).to_list())
-    out, cursor = [], 0
-    for sentence in sentences.words:
-        out.append([p or [tokenizer.unk_id] for p in pieces[cursor:cursor + len(sentence)]])
-        cursor += len(sentence)
-    return out
+    """[sentence][word] -> list of WordPiece ids, aligned in the graph by
+    `BertTokenizer.tokenize_words` (every word tokenized alone, as `is_split_into_words`
+    tokenizers do; a word that gives no piece, a zero-width character say, becomes [UNK], so
+    every word keeps a position and a label)."""
+    return tokenizer.word_pieces([" ".join(words) for words in sentences.words])
 
 
 def token_classification_features(tokenizer, sentences, tags):
@@ -112,19 +104,11 @@ def token_classification_features(tokenizer, sentences, tags):
             "example_weights": np.ones(n, np.float32)}
 
 
-def predicted_tags(logits, labels, word_counts, tags):
-    """Tag sequences from logits [N, T, K]: the argmax at each kept word's first piece, and
-    "O" for the words cut by `max_seq_length`."""
+def predicted_tags(predictions, labels, word_counts, tags):
+    """Tag sequences from predicted tag ids [N, T]: the prediction at each kept word's first
+    piece (where `labels` >= 0), and "O" for the words cut by `max_seq_length`."""
     out = []
-    best = np.asarray(logits).argmax(-1)
-    for row in range(len(best)):
-        kept = [tags[i] for i in best[row][labels[row] >= 0]]
-        out.append(kept + ["O"] * (int(word_counts[row]) - len(kept)))
+    for row_predictions, row_labels, count in zip(predictions, labels, word_counts):
+        kept = [tags[i] for i in row_predictions[row_labels >= 0]]
+        out.append(kept + ["O"] * (int(count) - len(kept)))
     return out
-
-
-def true_tags(labels, word_counts, sentences_tags=None, tags=None):
-    """Gold tag sequences: from the sentences when given (cut words included), else labels."""
-    if sentences_tags is not None:
-        return [list(s) for s in sentences_tags]
-    return [[tags[i] for i in row[row >= 0]] for row in labels]

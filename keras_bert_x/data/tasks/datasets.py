@@ -14,12 +14,6 @@ import numpy as np
 import tensorflow as tf
 
 
-def _padded_order(order, global_batch):
-    padded = np.full(math.ceil(len(order) / global_batch) * global_batch, -1, np.int64)
-    padded[:len(order)] = order
-    return padded
-
-
 def _replicas(input_context):
     if input_context is None:
         return 1, 1, 0
@@ -49,20 +43,21 @@ def steps_per_epoch(num_examples, global_batch):
 
 def train_dataset(features, batch_size, seed=0, input_context=None, skip_batches=0):
     """Endless batches of `batch_size` (per replica) drawn epoch by epoch from `features`
-    ({name: array [N, ...]}, with `example_weights`)."""
+    ({name: array [N, ...]}, with `example_weights`). The permutations are stateless TF ops
+    (`index_shuffle` of (seed, epoch)), so the pipeline runs wherever tf.data runs (TPU
+    hosts included: no Python generator) and restarts the same."""
     replicas, pipelines, pipeline_id = _replicas(input_context)
     n = len(features["example_weights"])
-    global_batch = batch_size * replicas
+    padded = math.ceil(n / (batch_size * replicas)) * batch_size * replicas
 
-    def indices():
-        epoch = 0
-        while True:
-            order = np.random.default_rng([seed, epoch]).permutation(n)
-            yield from _padded_order(order, global_batch)
-            epoch += 1
+    def epoch(number):
+        key = tf.stack([tf.constant(seed, tf.int64), number])
+        positions = tf.data.Dataset.range(padded)
+        return positions.map(lambda i: tf.where(
+            i < n, tf.random.experimental.index_shuffle(tf.minimum(i, n - 1), key, n - 1),
+            tf.constant(-1, tf.int64)))
 
-    dataset = tf.data.Dataset.from_generator(indices,
-                                             output_signature=tf.TensorSpec([], tf.int64))
+    dataset = tf.data.Dataset.range(2 ** 62).flat_map(epoch)
     if pipelines > 1:
         dataset = dataset.shard(pipelines, pipeline_id)
     dataset = dataset.batch(batch_size, drop_remainder=True)
@@ -75,7 +70,9 @@ def eval_dataset(features, batch_size, input_context=None):
     """Every example once, in order, then weight-0 padding to whole global batches."""
     replicas, pipelines, pipeline_id = _replicas(input_context)
     n = len(features["example_weights"])
-    order = _padded_order(np.arange(n), batch_size * replicas)
+    padded = math.ceil(n / (batch_size * replicas)) * batch_size * replicas
+    order = np.full(padded, -1, np.int64)
+    order[:n] = np.arange(n)
     dataset = tf.data.Dataset.from_tensor_slices(order)
     if pipelines > 1:
         dataset = dataset.shard(pipelines, pipeline_id)

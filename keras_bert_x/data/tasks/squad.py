@@ -67,8 +67,10 @@ def split_words(context):
 def read_squad(path, is_training):
     """The questions of a SQuAD JSON file (v1.1 or v2.0, told apart by `is_impossible`).
 
-    For training, an answer whose `answer_start` does not point at its text is skipped and
-    counted (as Google's script does); missing fields and bad JSON are one error line.
+    A question's first answer gives its target (also for evaluation, so that the evaluation
+    loss means something); for training, a question whose answer is not found where its
+    `answer_start` points is skipped and counted (as Google's script does). Missing fields and
+    bad JSON are one error line.
     """
     if not os.path.isfile(path):
         raise BertInputError(f"{path}: no such file")
@@ -89,18 +91,14 @@ def read_squad(path, is_training):
                     answers = [a["text"] for a in qa.get("answers", [])]
                     example = SquadExample(str(qa["id"]), qa["question"], context, words, starts,
                                            answers, impossible=impossible)
-                    if is_training and not impossible:
-                        if not qa["answers"]:
-                            raise BertInputError(f"{path}: question {qa['id']} has no answer")
+                    if is_training and not impossible and not qa["answers"]:
+                        raise BertInputError(f"{path}: question {qa['id']} has no answer")
+                    if not impossible and qa["answers"]:
                         answer = qa["answers"][0]
-                        offset, text = int(answer["answer_start"]), answer["text"]
-                        if not (0 <= offset and offset + len(text) <= len(context)) or \
-                                context[offset:offset + len(text)] != text or not text.strip():
+                        if _locate(example, int(answer["answer_start"]), answer["text"],
+                                   char_to_word) is None and is_training:
                             skipped += 1
                             continue
-                        example.start_word = char_to_word[offset]
-                        example.end_word = char_to_word[offset + len(text) - 1]
-                        example.answer_text = text
                     examples.append(example)
     except (KeyError, TypeError) as e:
         raise BertInputError(f"{path}: a question or paragraph lacks {e}") from None
@@ -109,21 +107,29 @@ def read_squad(path, is_training):
     return SquadData(examples, version_2, skipped, path)
 
 
+def _locate(example, offset, text, char_to_word):
+    """Sets the example's target words from its first answer, as Google's run_squad: the words
+    under [offset, offset + len(text)) must contain the answer's text (whitespace normalised);
+    returns None (no target) when they do not."""
+    end = offset + len(text) - 1
+    if not text.strip() or not 0 <= offset <= end < len(char_to_word):
+        return None
+    first, last = char_to_word[offset], char_to_word[end]
+    if " ".join(example.words[first:last + 1]).find(" ".join(text.split())) == -1:
+        return None
+    example.start_word, example.end_word, example.answer_text = first, last, text
+    return example
+
+
 @dataclasses.dataclass
 class SquadFeatures:
-    """The windows of a SquadData, as arrays, and what post-processing needs to map back."""
+    """The windows of a SquadData, as arrays, and what post-processing needs to map back
+    (evaluation features only)."""
     arrays: dict                         # input_word_ids ... [N, T], start/end_positions [N]
     example_index: np.ndarray            # [N] which example each window is from
-    token_to_word: List[dict]            # per window: position -> word index in the context
-    max_context: List[dict]              # per window: position -> whether this window gives
-    #                                      that piece its most context (best window to read it)
-
-
-def _pieces(tokenizer, texts):
-    out = []
-    for start in range(0, len(texts), 65536):
-        out.extend(tokenizer.tokenize(texts[start:start + 65536]).to_list())
-    return out
+    token_to_word: Optional[np.ndarray]  # [N, T] context word at each position, -1 elsewhere
+    max_context: Optional[np.ndarray]    # [N, T] whether this window gives the piece at that
+    #                                      position its most context (the window to read it in)
 
 
 def _max_context(spans, span_index, position):
@@ -142,33 +148,37 @@ def _max_context(spans, span_index, position):
 
 def squad_features(tokenizer, data, max_seq_length=384, doc_stride=128, max_query_length=64,
                    is_training=False):
-    """Sliding-window features of `data` (see the module docstring)."""
+    """Sliding-window features of `data` (see the module docstring). Training features skip
+    what only post-processing needs (`token_to_word`, `max_context`)."""
     if max_seq_length < max_query_length + 3 + 1:
         raise BertInputError(f"max_seq_length={max_seq_length} leaves no room for context "
                              f"after max_query_length={max_query_length}")
-    questions = _pieces(tokenizer, [e.question for e in data.examples])
-    flat_words = [w for e in data.examples for w in e.words]
-    word_pieces = _pieces(tokenizer, flat_words)
-    answers = _pieces(tokenizer, [e.answer_text for e in data.examples]) if is_training else None
+    questions = [q[:max_query_length] for q in tokenizer.tokenize(
+        [e.question for e in data.examples]).to_list()]
+    contexts = list(dict.fromkeys(e.context for e in data.examples))  # each paragraph once
+    context_pieces = dict(zip(contexts, tokenizer.word_pieces(contexts)))
+    targets = [e.answer_text if e.start_word is not None else "" for e in data.examples]
+    answers = tokenizer.tokenize(targets).to_list()
     rows = {k: [] for k in ("input_word_ids", "input_mask", "input_type_ids", "start_positions",
                             "end_positions")}
     example_index, token_to_word, max_context = [], [], []
-    cursor = 0
     for i, example in enumerate(data.examples):
-        query = questions[i][:max_query_length]
+        words = context_pieces[example.context]
+        if len(words) != len(example.words):
+            raise BertInputError(f"{data.source}: question {example.qid}: the context splits "
+                                 "into words differently in the graph")  # cannot happen
         doc, piece_word, word_first = [], [], []
-        for w in range(len(example.words)):
+        for w, pieces in enumerate(words):
             word_first.append(len(doc))
-            for piece in word_pieces[cursor + w] or [tokenizer.unk_id]:
-                doc.append(piece)
-                piece_word.append(w)
-        cursor += len(example.words)
+            doc.extend(pieces)
+            piece_word.extend([w] * len(pieces))
         start = end = None
-        if is_training and not example.impossible:
+        if example.start_word is not None:
             start = word_first[example.start_word]
             end = (word_first[example.end_word + 1] - 1 if example.end_word + 1 < len(word_first)
                    else len(doc) - 1)
             start, end = _narrow(doc, start, end, answers[i])
+        query = questions[i]
         room = max_seq_length - len(query) - 3
         spans, offset = [], 0
         while True:
@@ -177,12 +187,10 @@ def squad_features(tokenizer, data, max_seq_length=384, doc_stride=128, max_quer
             if offset + length >= len(doc):
                 break
             offset += min(length, doc_stride)
+        first = len(query) + 2
         for s, (span_start, length) in enumerate(spans):
             ids = [tokenizer.cls_id, *query, tokenizer.sep_id,
                    *doc[span_start:span_start + length], tokenizer.sep_id]
-            first = len(query) + 2
-            to_word = {first + k: piece_word[span_start + k] for k in range(length)}
-            context = {first + k: _max_context(spans, s, span_start + k) for k in range(length)}
             start_position = end_position = 0
             if start is not None and span_start <= start and end < span_start + length:
                 start_position, end_position = first + start - span_start, first + end - span_start
@@ -193,11 +201,19 @@ def squad_features(tokenizer, data, max_seq_length=384, doc_stride=128, max_quer
             rows["start_positions"].append(start_position)
             rows["end_positions"].append(end_position)
             example_index.append(i)
-            token_to_word.append(to_word)
-            max_context.append(context)
+            if not is_training:
+                to_word = np.full(max_seq_length, -1, np.int32)
+                to_word[first:first + length] = piece_word[span_start:span_start + length]
+                token_to_word.append(to_word)
+                context = np.zeros(max_seq_length, bool)
+                context[first:first + length] = [_max_context(spans, s, span_start + k)
+                                                 for k in range(length)]
+                max_context.append(context)
     arrays = {k: np.array(v, np.int32) for k, v in rows.items()}
     arrays["example_weights"] = np.ones(len(example_index), np.float32)
-    return SquadFeatures(arrays, np.array(example_index), token_to_word, max_context)
+    return SquadFeatures(arrays, np.array(example_index),
+                         None if is_training else np.array(token_to_word),
+                         None if is_training else np.array(max_context))
 
 
 def _narrow(doc, start, end, answer_pieces):

@@ -82,7 +82,7 @@ def squad_predictions(data, features, start_logits, end_logits, vocabulary, n_be
             for s in np.argsort(-starts)[:n_best]:
                 for t in np.argsort(-ends)[:n_best]:
                     s, t = int(s), int(t)
-                    if s not in to_word or t not in to_word or not context[s]:
+                    if to_word[s] < 0 or to_word[t] < 0 or not context[s]:
                         continue
                     if t < s or t - s + 1 > max_answer_length:
                         continue
@@ -93,7 +93,7 @@ def squad_predictions(data, features, start_logits, end_logits, vocabulary, n_be
             if len(entries) >= n_best:
                 break
             to_word = features.token_to_word[window]
-            first, last = to_word[s], to_word[t]
+            first, last = int(to_word[s]), int(to_word[t])
             begin = example.word_starts[first]
             stop = example.word_starts[last] + len(example.words[last])
             original = example.context[begin:stop]
