@@ -21,22 +21,22 @@ def _optimizer(model, recipe, total_steps):
     return optimizer, schedule
 
 
-def _seeded(model_class, weights, **kwargs):
-    """The pretrained model with its new head drawn from seed 42 (as ours is)."""
+def _seeded(seed, model_class, weights, **kwargs):
+    """The pretrained model with its new head drawn from the run's seed (as ours is)."""
     import torch
 
-    torch.manual_seed(42)
+    torch.manual_seed(seed)
     return model_class.from_pretrained(weights, **kwargs)
 
 
-def _train(model, inputs, recipe, evaluate):
+def _train(model, inputs, recipe, evaluate, seed):
     """Epochs of shuffled batches (the last one partial); `evaluate()` after each epoch."""
     import torch
 
     n = len(next(iter(inputs.values())))
     per_epoch = math.ceil(n / recipe["batch"])
     optimizer, schedule = _optimizer(model, recipe, per_epoch * recipe["epochs"])
-    generator = torch.Generator().manual_seed(42)
+    generator = torch.Generator().manual_seed(seed)
     history = []
     for epoch in range(recipe["epochs"]):
         model.train()
@@ -68,7 +68,7 @@ def _predict(model, inputs, batch=64):
     return {k: np.concatenate(v) for k, v in outputs.items()}
 
 
-def classification(train_file, test_file, recipe, weights, tokenizer):
+def classification(train_file, test_file, recipe, weights, tokenizer, seed):
     import torch
     from transformers import BertForSequenceClassification
 
@@ -84,7 +84,7 @@ def classification(train_file, test_file, recipe, weights, tokenizer):
                         padding="max_length", return_tensors="pt")
         return {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
 
-    model = _seeded(BertForSequenceClassification, weights, num_labels=len(labels))
+    model = _seeded(seed, BertForSequenceClassification, weights, num_labels=len(labels))
     train_inputs = {**encode(train), "labels": torch.tensor(label_ids(train, labels)).long()}
     test_inputs, test_labels = encode(test), label_ids(test, labels)
 
@@ -93,10 +93,10 @@ def classification(train_file, test_file, recipe, weights, tokenizer):
         return {"accuracy": metrics.accuracy(test_labels, predictions),
                 "macro_f1": metrics.macro_f1(test_labels, predictions)}
 
-    return _train(model, train_inputs, recipe, evaluate)
+    return _train(model, train_inputs, recipe, evaluate, seed)
 
 
-def token_classification(train_file, test_file, recipe, weights, tokenizer):
+def token_classification(train_file, test_file, recipe, weights, tokenizer, seed):
     import torch
     from transformers import BertForTokenClassification
 
@@ -124,7 +124,7 @@ def token_classification(train_file, test_file, recipe, weights, tokenizer):
         inputs = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
         return inputs, labels, firsts
 
-    model = _seeded(BertForTokenClassification, weights, num_labels=len(tags))
+    model = _seeded(seed, BertForTokenClassification, weights, num_labels=len(tags))
     train_inputs, train_labels, _ = encode(train)
     train_inputs["labels"] = torch.tensor(train_labels).long()
     test_inputs, _, test_firsts = encode(test)
@@ -139,10 +139,10 @@ def token_classification(train_file, test_file, recipe, weights, tokenizer):
             predicted.append(sentence)
         return metrics.entity_scores(test.tags, predicted)
 
-    return _train(model, {**train_inputs}, recipe, evaluate)
+    return _train(model, {**train_inputs}, recipe, evaluate, seed)
 
 
-def squad(train_file, test_file, recipe, weights, tokenizer):
+def squad(train_file, test_file, recipe, weights, tokenizer, seed):
     """HF's run_qa recipe: windows from `return_overflowing_tokens` (stride = overlap), answer
     positions and n-best answers from the offset mapping."""
     import json
@@ -200,7 +200,7 @@ def squad(train_file, test_file, recipe, weights, tokenizer):
         while k >= c0 and offsets[k][1] >= last:
             k -= 1
         ends.append(k + 1)
-    model = _seeded(BertForQuestionAnswering, weights)
+    model = _seeded(seed, BertForQuestionAnswering, weights)
     train_inputs = {k: torch.tensor(enc[k]) for k in ("input_ids", "attention_mask",
                                                       "token_type_ids")}
     train_inputs["start_positions"] = torch.tensor(starts)
@@ -230,14 +230,14 @@ def squad(train_file, test_file, recipe, weights, tokenizer):
                                       predictions)
         return {"exact_match": scores["exact_match"], "f1": scores["f1"]}
 
-    return _train(model, train_inputs, recipe, evaluate)
+    return _train(model, train_inputs, recipe, evaluate, seed)
 
 
-def train_and_evaluate(task, train_file, test_file, recipe, weights):
+def train_and_evaluate(task, train_file, test_file, recipe, weights, seed=42):
     import os
 
     from transformers import BertTokenizerFast
 
     tokenizer = BertTokenizerFast(os.path.join(weights, "vocab.txt"), do_lower_case=True)
     run = {"mr": classification, "wnut16": token_classification, "squad": squad}[task]
-    return run(train_file, test_file, recipe, weights, tokenizer)
+    return run(train_file, test_file, recipe, weights, tokenizer, seed)

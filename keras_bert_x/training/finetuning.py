@@ -143,9 +143,10 @@ def _prepare(cfg, tokenizer):
     return _Data(train_features, eval_features, task, BertSpanQA, {})
 
 
-def _vocabulary(cfg):
-    """(tokens, lower_case): --vocab_file or the checkpoint's; --do_lower_case or the
-    checkpoint's (HF tokenizer_config.json, ours), else uncased."""
+def _read_init(cfg):
+    """(the init checkpoint's tensors, vocabulary, lower_case): --vocab_file or the checkpoint's
+    vocab.txt; --do_lower_case or what the checkpoint says (HF tokenizer_config.json, ours),
+    else uncased. Read once, before anything is built."""
     from keras_bert_x.models.pretrained import read_pretrained
     from keras_bert_x.text.tokenizer import load_vocabulary
 
@@ -154,10 +155,10 @@ def _vocabulary(cfg):
     if lower_case is None:
         lower_case = checkpoint.lower_case if checkpoint.lower_case is not None else True
     if cfg.vocab_file:
-        return load_vocabulary(cfg.vocab_file), lower_case
+        return checkpoint, load_vocabulary(cfg.vocab_file), lower_case
     if checkpoint.vocabulary is None:
         raise BertInputError(f"{cfg.init_checkpoint}: has no vocab.txt; give --vocab_file")
-    return checkpoint.vocabulary, lower_case
+    return checkpoint, checkpoint.vocabulary, lower_case
 
 
 def _evaluations(model_dir, up_to_step, per_epoch):
@@ -193,7 +194,7 @@ def _run_finetuning(cfg):
     from keras_bert_x.training.strategy import create_strategy
 
     _validate(cfg)
-    vocabulary, lower_case = _vocabulary(cfg)
+    checkpoint, vocabulary, lower_case = _read_init(cfg)
     tokenizer = BertTokenizer(vocabulary, lower_case=lower_case,
                               max_seq_length=cfg.max_seq_length)
     data = _prepare(cfg, tokenizer)
@@ -203,7 +204,8 @@ def _run_finetuning(cfg):
     per_epoch = steps_per_epoch(len(data.train["example_weights"]), cfg.train_batch_size)
     total = max(int(round(cfg.epochs * per_epoch)), 1)
     with strategy.scope():
-        model = data.model_class.from_pretrained(cfg.init_checkpoint, **data.head_config)
+        model = data.model_class.from_checkpoint(checkpoint, where=cfg.init_checkpoint,
+                                                 **data.head_config)
         model.vocabulary, model.lower_case = vocabulary, lower_case
         if model.config.max_position_embeddings < cfg.max_seq_length:
             raise BertInputError(f"--max_seq_length={cfg.max_seq_length} exceeds the model's "
