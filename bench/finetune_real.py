@@ -195,12 +195,12 @@ def main():
     path = os.path.join(ROOT, "bench", "results", "finetune_real.json")
     report = json.load(open(path)) if os.path.exists(path) else {}
     report["recipes"] = RECIPES
-    report["command"] = "bench/finetune_real.py " + " ".join(sys.argv[1:])
     with tempfile.TemporaryDirectory() as work:
         for task in args.tasks.split(","):
             train, test = files(task, work)
             entry = {"baselines": baselines(task, train, test)}
             if not args.baselines_only:
+                entry["command"] = f"bench/finetune_real.py --tasks {task} --seeds {args.seeds}"
                 runs = []
                 for seed in map(int, args.seeds.split(",")):
                     ours = run_ours(task, train, test, work, seed)
@@ -212,7 +212,8 @@ def main():
                     runs.append({"seed": seed, "ours": ours, "transformers": theirs})
                 entry.update(runs=runs, summary=summarise(task, runs))
                 print(f"{task}: {json.dumps(entry['summary'])}", flush=True)
-            report[task] = {**report.get(task, {}), **entry}
+            # a new run replaces the task's entry; --baselines_only keeps the runs there
+            report[task] = {**report.get(task, {}), **entry} if args.baselines_only else entry
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w") as f:
                 json.dump(report, f, indent=2)
