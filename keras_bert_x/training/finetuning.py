@@ -213,8 +213,7 @@ def _run_finetuning(cfg):
         optimizer = create_optimizer("adamw", cfg.learning_rate, total,
                                      int(cfg.warmup_ratio * total), cfg.weight_decay)
         loop = TrainingLoop(strategy, model, optimizer, data.task, cfg.grad_accum_steps,
-                            cfg.clip_norm, loss_scale=TrainingLoop.INITIAL_LOSS_SCALE
-                            if cfg.mixed_precision == "mixed_float16" else 0.0)
+                            cfg.clip_norm, TrainingLoop.loss_scale_for(cfg.mixed_precision))
     trainer = Trainer(cfg.model_dir, strategy, loop, total, cfg.train_batch_size,
                       cfg.save_checkpoints_steps or per_epoch, cfg.keep_checkpoint_max,
                       cfg.log_steps, cfg.progress)

@@ -46,6 +46,11 @@ class TrainingLoop:
     GROWTH_INTERVAL = 2000
     INITIAL_LOSS_SCALE = 2.0 ** 15
 
+    @classmethod
+    def loss_scale_for(cls, mixed_precision):
+        """The starting loss scale for a dtype policy name: only float16 needs one."""
+        return cls.INITIAL_LOSS_SCALE if mixed_precision == "mixed_float16" else 0.0
+
     def __init__(self, strategy, model, optimizer, task, grad_accum_steps=1, clip_norm=1.0,
                  loss_scale=0.0):
         self.strategy, self.model, self.optimizer, self.task = strategy, model, optimizer, task

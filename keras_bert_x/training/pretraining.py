@@ -141,8 +141,7 @@ def _build(cfg, config, strategy):
                                      cfg.num_warmup_steps, cfg.weight_decay)
         loop = TrainingLoop(strategy, model, optimizer, PretrainingTask(nsp=cfg.nsp),
                             cfg.grad_accum_steps, cfg.clip_norm,
-                            loss_scale=TrainingLoop.INITIAL_LOSS_SCALE
-                            if cfg.mixed_precision == "mixed_float16" else 0.0)
+                            TrainingLoop.loss_scale_for(cfg.mixed_precision))
     return model, loop
 
 
