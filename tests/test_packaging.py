@@ -1,6 +1,6 @@
 """The package as users install it: a wheel built from the sources holds every subpackage and
-data file and works on its own (the editable install of `make venv` would hide what is missing),
-and install_requires lists exactly what the package imports."""
+data file and works on its own, the demo included (the editable install of `make venv` would
+hide what is missing), and install_requires lists exactly what the package imports."""
 
 import ast
 import configparser
@@ -86,6 +86,24 @@ def test_installed_wheel_imports_and_finds_its_data(installed_wheel, tmp_path):
         assert file.startswith(str(target)), file
     assert set(result["modules"]) | {"keras_bert_x"} == _source_modules()
     assert result["documents"] == 500
+
+
+def test_demo_runs_from_the_installed_wheel_and_its_output_is_clean(installed_wheel, tmp_path):
+    """`make demo`'s program at a small scale, imported from the wheel (the bundled corpus is
+    package data), printing only its own lines."""
+    _, target = installed_wheel
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(target)
+    run = subprocess.run([sys.executable, "-m", "keras_bert_x.demo",
+                          f"--work_dir={tmp_path / 'work'}", "--pretrain_steps=4"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "BertEncoder L6/H384/A12" in run.stdout
+    assert "pretrained bert_tiny saved to" in run.stdout
+    noise = [line for line in (run.stdout + run.stderr).splitlines()
+             if "oneDNN" in line or "cuInit" in line or "cpu_feature_guard" in line
+             or "functional_saver" in line or line.startswith(("I1", "W1", "E1", "I0000"))]
+    assert noise == [], noise
 
 
 def _imported_top_level_modules():

@@ -166,8 +166,13 @@ def _evaluations(model_dir, up_to_step, per_epoch):
     path = os.path.join(model_dir, "eval_metrics.jsonl")
     if not os.path.isfile(path):
         return []
+    rows = []
     with open(path) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:  # cut short by a kill in mid-write: that evaluation is lost
+                continue
     latest = {r["step"]: r for r in rows if r["step"] <= up_to_step}
     return [{"step": s, "epoch": round(s / per_epoch, 2),
              **{k: v for k, v in r.items() if k != "step"}} for s, r in sorted(latest.items())]

@@ -74,6 +74,20 @@ def chief_and_index():
     return kind == "chief" or (kind == "worker" and index == 0 and not has_chief), index
 
 
+def open_log(path):
+    """Opens a JSON-lines log for appending. A line cut short by a kill is ended first, so that
+    the records appended after it still parse (the cut one is skipped by readers)."""
+    cut_short = False
+    if os.path.isfile(path) and os.path.getsize(path):
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            cut_short = f.read(1) != b"\n"
+    log = open(path, "a")
+    if cut_short:
+        log.write("\n")
+    return log
+
+
 class Trainer:
     """Runs `loop` (a `TrainingLoop`) for `num_train_steps` steps, resumable from `model_dir`.
 
@@ -126,7 +140,7 @@ class Trainer:
             for name, value in metrics.items():
                 tf.summary.scalar(name, value)
         if self.is_chief:
-            with open(os.path.join(self.model_dir, "eval_metrics.jsonl"), "a") as f:
+            with open_log(os.path.join(self.model_dir, "eval_metrics.jsonl")) as f:
                 f.write(json.dumps({"step": step, **metrics}) + "\n")
 
     def train(self, iterator, evaluate=None, eval_interval_steps=0, after_evaluation=None):
@@ -137,7 +151,7 @@ class Trainer:
 
         os.makedirs(self.model_dir, exist_ok=True)
         writer, eval_writer = self._writer("train"), self._writer("eval")
-        log = open(os.path.join(self.model_dir, "metrics.jsonl"), "a") if self.is_chief else None
+        log = open_log(os.path.join(self.model_dir, "metrics.jsonl")) if self.is_chief else None
         stop = StopFlag()
         start = self.start_step
         bar = tqdm(total=self.num_train_steps, initial=start, file=sys.stderr, unit="step",

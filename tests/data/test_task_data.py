@@ -17,16 +17,19 @@ def tokenizer(vocab_file):
     return kbx.BertTokenizer(vocab_file, max_seq_length=24)
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])  # -sig: with a BOM, as Excel
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
-def test_tables_in_every_format(tmp_path, tokenizer, suffix):
+def test_tables_in_every_format(tmp_path, tokenizer, suffix, encoding):
     rows = [("A fine film.", "It was fun", "pos"), ("Dull, slow.", "", "neg")]
     path = tmp_path / f"t{suffix}"
     if suffix == ".jsonl":
-        path.write_text("\n".join(json.dumps({"s": a, "s2": b, "y": y}) for a, b, y in rows))
+        path.write_text("\n".join(json.dumps({"s": a, "s2": b, "y": y}) for a, b, y in rows),
+                        encoding=encoding)
     else:
         sep = "," if suffix == ".csv" else "\t"
         path.write_text("s" + sep + "s2" + sep + "y\n" + "\n".join(
-            sep.join(f'"{c}"' if sep in c else c for c in r) for r in rows) + "\n")
+            sep.join(f'"{c}"' if sep in c else c for c in r) for r in rows) + "\n",
+            encoding=encoding)
     examples = classification.read_classification(str(path), "s", "y", "s2")
     assert examples.texts == ["A fine film.", "Dull, slow."] and examples.texts_b[0] == "It was fun"
     labels = classification.label_names(examples)
@@ -43,7 +46,9 @@ def test_tables_in_every_format(tmp_path, tokenizer, suffix):
     ("missing_column", "sentence\tlabel\nhi\tpos\n", "no column 'text' (columns: sentence, "
                                                      "label)"),
     ("ragged", "text\tlabel\nhi\tpos\tx\n", ":2: 3 fields, the header has 2"),
-    ("regression", "text\tlabel\nhi\thigh\n", ":2: label 'high' is not a number"),
+    ("regression", "text\tlabel\nhi\thigh\n", ":2: label 'high' is not a finite number"),
+    ("regression", "text\tlabel\nhi\t0.5\nho\tnan\n", ":3: label 'nan' is not a finite number"),
+    ("regression", "text\tlabel\nhi\tinf\n", ":2: label 'inf' is not a finite number"),
 ])
 def test_bad_tables(tmp_path, case, content, expected):
     path = tmp_path / "t.tsv"
@@ -65,9 +70,10 @@ CONLL = ("John\tB-PER\nlives\tO\nin\tO\nSão\tB-LOC\nPaulo\tI-LOC\n\t\n"
          "Unaffordable\tO\nhousing\tO\n.\tO\n")
 
 
-def test_conll_labels_sit_on_first_pieces(tmp_path, tokenizer):
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
+def test_conll_labels_sit_on_first_pieces(tmp_path, tokenizer, encoding):
     path = tmp_path / "ner.txt"
-    path.write_text(CONLL)
+    path.write_text(CONLL, encoding=encoding)
     sentences = conll.read_conll(str(path))
     assert sentences.words[0] == ["John", "lives", "in", "São", "Paulo"] and len(sentences) == 2
     tags = conll.tag_names(sentences)
@@ -148,6 +154,13 @@ def test_squad_positions_round_trip_to_the_answer_text(tmp_path, vocab_file, str
         assert answers[f"q{i}"] == text
         best = nbest[f"q{i}"][0]
         assert CONTEXT[best["start"]:best["end"]] == text
+
+
+def test_squad_file_with_a_bom_reads(tmp_path):
+    path = _squad_file(tmp_path / "s.json", ANSWERS)
+    (tmp_path / "bom.json").write_text(open(path, encoding="utf-8").read(), encoding="utf-8-sig")
+    data = squad.read_squad(str(tmp_path / "bom.json"), is_training=True)
+    assert [e.qid for e in data.examples] == [f"q{i}" for i in range(len(ANSWERS))]
 
 
 def test_squad_answer_offset_that_misses_its_text_is_skipped_and_counted(tmp_path):

@@ -89,3 +89,18 @@ def test_warmup_then_linear_decay():
     schedule = WarmupPolynomialDecay(1.0, warmup_steps=10, total_steps=110)
     values = [float(schedule(s)) for s in (0, 5, 10, 60, 110, 200)]
     np.testing.assert_allclose(values, [0.0, 0.5, 1.0, 0.5, 0.0, 0.0], atol=1e-6)
+
+
+def test_a_log_line_cut_by_a_kill_loses_only_itself(tmp_path):
+    """A kill in mid-write leaves half a JSON line: the records appended after the restart
+    still parse, and a resumed fine-tuning run reads back every whole evaluation."""
+    from keras_bert_x.training.finetuning import _evaluations
+    from keras_bert_x.training.runner import open_log
+
+    path = tmp_path / "eval_metrics.jsonl"
+    path.write_text('{"step": 10, "accuracy": 0.5}\n{"step": 20, "accur')
+    with open_log(str(path)) as log:
+        log.write('{"step": 20, "accuracy": 0.75}\n')
+    rows = _evaluations(str(tmp_path), up_to_step=20, per_epoch=10)
+    assert rows == [{"step": 10, "epoch": 1.0, "accuracy": 0.5},
+                    {"step": 20, "epoch": 2.0, "accuracy": 0.75}]

@@ -8,6 +8,7 @@ a pair, `label_column` the class name (or, for regression, a number).
 import csv
 import dataclasses
 import json
+import math
 import os
 from typing import List, Optional
 
@@ -32,7 +33,7 @@ class TextExamples:
 
 def _rows(path, file_format):
     """(line number, {column: value}) of a table, and its column names."""
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:  # -sig: a BOM, as Excel writes
         if file_format == "jsonl":
             columns, rows = set(), []
             for number, line in enumerate(f, 1):
@@ -86,10 +87,13 @@ def read_classification(path, text_column, label_column, text_b_column=None,
                                  f"'{label_column}'")
         if regression:
             try:
-                label = float(label)
+                value = float(label)
             except (TypeError, ValueError):
-                raise BertInputError(f"{path}:{number}: label {label!r} is not a number "
-                                     "(regression)") from None
+                value = math.nan
+            if not math.isfinite(value):  # one nan or inf label would ruin every weight
+                raise BertInputError(f"{path}:{number}: label {label!r} is not a finite number "
+                                     "(regression)")
+            label = value
         else:
             label = str(label).strip()
         texts.append(str(text))

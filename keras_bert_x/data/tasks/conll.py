@@ -29,7 +29,7 @@ def read_conll(path, fields=2):
         raise BertInputError(f"{path}: no such file")
     words, tags, lines = [], [], []
     sentence_words, sentence_tags, start = [], [], 0
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # with or without a BOM
         for number, line in enumerate(f, 1):
             parts = line.split()
             if not parts or line.startswith("-DOCSTART-"):

@@ -67,7 +67,11 @@ def read_mr(path):
         for number, row in enumerate(rows, 2):
             if len(row) != 3:
                 raise BertInputError(f"{path}:{number}: {len(row)} fields, expected 3")
-            score = float(row[1])
+            try:
+                score = float(row[1])
+            except ValueError:
+                raise BertInputError(f"{path}:{number}: sentiment {row[1]!r} is not a number") \
+                    from None
             if score != 0:
                 pairs.append((row[2].strip(), "positive" if score > 0 else "negative"))
     return pairs

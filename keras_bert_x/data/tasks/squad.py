@@ -75,7 +75,7 @@ def read_squad(path, is_training):
     if not os.path.isfile(path):
         raise BertInputError(f"{path}: no such file")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # with or without a BOM
             articles = json.load(f)["data"]
     except (ValueError, KeyError, TypeError) as e:
         raise BertInputError(f"{path}: not a SQuAD JSON file ({type(e).__name__}: {e})") from None
