@@ -13,7 +13,8 @@ below. Ours is `trainers/finetune.py` as a user runs it; theirs is a plain PyTor
 tokenizer (offset mapping for SQuAD, `word_ids` for NER). Each side runs in its own process on
 this machine's CPU. The last epoch's test-split numbers are reported (no selection on test);
 metrics: accuracy (MR), seqeval entity F1 (WNUT-16), official SQuAD v1.1 EM/F1 on a dev
-subset. With several seeds each side runs once per seed (seed of the head, the dropout and the
+subset. Run it from a checkout nobody edits while it runs (a `git worktree`): TensorFlow reads
+a function's source from disk when it first traces it. With several seeds each side runs once per seed (seed of the head, the dropout and the
 order of examples) and the issue's targets are checked on the means: on a test split of a few
 hundred examples one seed moves a score by a point or more. Writes
 bench/results/finetune_real.json.
@@ -34,7 +35,7 @@ RECIPES = {
     "mr": dict(epochs=3, batch=32, lr=5e-5, seq=64),
     "wnut16": dict(epochs=5, batch=16, lr=5e-5, seq=64),
     "squad": dict(epochs=2, batch=16, lr=5e-5, seq=256, doc_stride=128, max_query=64,
-                  train_questions=2500, dev_questions=500),
+                  train_questions=1500, dev_questions=300),
 }
 
 
