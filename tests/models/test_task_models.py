@@ -179,3 +179,24 @@ def test_plain_keras_compile_fit_predict(vocab_file):
     qa.fit(features, {"start_logits": positions, "end_logits": positions}, batch_size=32,
            epochs=1, verbose=0)
     assert qa.predict(features, verbose=0)["start_logits"].shape == (96, 16)
+
+
+@pytest.mark.parametrize("model_class,head", [
+    (kbx.BertClassifier, "classifier_head"), (kbx.BertTokenClassifier, "token_classifier_head"),
+    (kbx.BertSpanQA, "span_head")])
+def test_new_heads_start_as_in_bert(model_class, head):
+    """BERT's initialisation: N(0, 0.02) truncated at two standard deviations, zero bias; the
+    classifiers' dropout is the config's hidden dropout."""
+    config = kbx.BertConfig(vocab_size=50, hidden_size=256, num_hidden_layers=1,
+                            num_attention_heads=4, intermediate_size=64,
+                            hidden_dropout_prob=0.15)
+    keras.utils.set_random_seed(1)
+    model = model_class(kbx.BertEncoder(config), **({} if model_class is kbx.BertSpanQA
+                                                     else {"labels": list("abcdefgh")}))
+    dense = getattr(model, head)
+    kernel, bias = (np.asarray(w) for w in dense.weights)
+    assert kernel.shape[0] == 256 and dense.dtype_policy.compute_dtype == "float32"
+    assert abs(kernel.std() - 0.02 * 0.88) < 0.002  # a truncated N(0, 0.02) has std 0.0176
+    assert np.abs(kernel).max() <= 0.04 and (bias == 0).all()
+    if model_class is not kbx.BertSpanQA:
+        assert model.dropout == 0.15
