@@ -168,13 +168,18 @@ def summarise(task, runs, baseline):
             for r in runs]
     ours, theirs = (summary[s][metric]["mean"] for s in ("ours", "transformers"))
     gap = (ours - theirs) * scale
-    targets = {"mr": {f"{metric} >= 83%": ours >= 0.83,
-                      "within 0.5 point of transformers": gap >= -0.5},
-               "wnut16": {"within 1 point of transformers": gap >= -1.0,
-                          # "far above": at least twice the most-frequent-tag F1, both sides
-                          "both >= 2x the most-frequent-tag baseline":
-                          min(ours, theirs) >= 2 * baseline.get("word_memory_f1", 1.0)},
-               "squad": {}}[task]
+    targets = {}
+    if task == "mr":
+        targets = {f"{metric} >= 83%": ours >= 0.83,
+                   "within 0.5 point of transformers": gap >= -0.5}
+    elif task == "wnut16":
+        targets = {"within 1 point of transformers": gap >= -1.0,
+                   # the most frequent tag is "O" everywhere (F1 0); "far": 20 points
+                   "both >= 20 points above the most-frequent-tag baseline":
+                   min(ours, theirs) >= baseline["all_o_f1"] + 0.2,
+                   # a stronger one: each word's most frequent training tag
+                   "both above the per-word most-frequent-tag baseline":
+                   min(ours, theirs) > baseline["word_memory_f1"]}
     return {**summary, "metric": metric, "gap_points": round(gap, 2), "gap_points_per_seed": gaps,
             "targets": targets}
 
