@@ -75,8 +75,7 @@ def _validate(cfg):
             raise BertInputError(f"--{name}={path}: no such file")
     if cfg.epochs <= 0 or not 0 <= cfg.warmup_ratio < 1:
         raise BertInputError("--epochs must be > 0 and --warmup_ratio in [0, 1)")
-    for name in ("final", "best"):
-        check_common_settings(cfg, final_dir=os.path.join(cfg.model_dir, name))
+    check_common_settings(cfg, *(os.path.join(cfg.model_dir, name) for name in ("final", "best")))
 
 
 @dataclasses.dataclass

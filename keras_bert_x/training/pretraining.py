@@ -69,7 +69,7 @@ def _bert_config(cfg):
 def _validate(cfg):
     from keras_bert_x.training.runner import check_common_settings
 
-    check_common_settings(cfg, final_dir=os.path.join(cfg.model_dir, "pretrained"))
+    check_common_settings(cfg, os.path.join(cfg.model_dir, "pretrained"))
     if bool(cfg.train_data) == bool(cfg.train_text):
         raise BertInputError("give exactly one of --train_data (TFRecords) or --train_text")
     if cfg.train_text and not cfg.vocab_file:

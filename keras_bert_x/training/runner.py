@@ -18,16 +18,18 @@ import tensorflow as tf
 from keras_bert_x.errors import BertInputError
 
 
-def check_common_settings(cfg, final_dir):
-    """Checks of the settings pretraining and fine-tuning share, before anything starts."""
+def check_common_settings(cfg, *output_dirs):
+    """Checks of the settings pretraining and fine-tuning share, before anything starts;
+    `output_dirs` are where trained models will be saved."""
     from keras_bert_x.models.pretrained import is_our_format
 
     if cfg.tpu is not None and not cfg.tpu.strip():
         raise BertInputError("--tpu= is empty (an unset variable?); give --tpu for this VM's "
                              "TPU, --tpu=NAME or --tpu=grpc://host:port")
-    if os.path.isdir(final_dir) and os.listdir(final_dir) and not is_our_format(final_dir):
-        raise BertInputError(f"{final_dir}: exists and is not a keras_bert_x model directory; "
-                             "the trained model is saved there: move it away first")
+    for path in output_dirs:
+        if os.path.isdir(path) and os.listdir(path) and not is_our_format(path):
+            raise BertInputError(f"{path}: exists and is not a keras_bert_x model directory; "
+                                 "the trained model is saved there: move it away first")
     if cfg.grad_accum_steps < 1:
         raise BertInputError(f"--grad_accum_steps={cfg.grad_accum_steps}: must be at least 1")
     if cfg.mixed_precision not in ("float32", "mixed_bfloat16", "mixed_float16"):

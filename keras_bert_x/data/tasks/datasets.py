@@ -48,7 +48,7 @@ def train_dataset(features, batch_size, seed=0, input_context=None, skip_batches
     hosts included: no Python generator) and restarts the same."""
     replicas, pipelines, pipeline_id = _replicas(input_context)
     n = len(features["example_weights"])
-    padded = math.ceil(n / (batch_size * replicas)) * batch_size * replicas
+    padded = steps_per_epoch(n, batch_size * replicas) * batch_size * replicas
 
     def epoch(number):
         key = tf.stack([tf.constant(seed, tf.int64), number])
@@ -70,7 +70,7 @@ def eval_dataset(features, batch_size, input_context=None):
     """Every example once, in order, then weight-0 padding to whole global batches."""
     replicas, pipelines, pipeline_id = _replicas(input_context)
     n = len(features["example_weights"])
-    padded = math.ceil(n / (batch_size * replicas)) * batch_size * replicas
+    padded = steps_per_epoch(n, batch_size * replicas) * batch_size * replicas
     order = np.full(padded, -1, np.int64)
     order[:n] = np.arange(n)
     dataset = tf.data.Dataset.from_tensor_slices(order)
