@@ -202,6 +202,31 @@ class BertTokenizer(keras.layers.Layer):
         pieces = _fill_empty_rows(self.tokenize(words.flat_values), self.unk_id)
         return words.with_flat_values(pieces), starts, ends
 
+    def piece_offsets(self, words, pieces):
+        """(begins, ends): byte offsets of each of `pieces` [N, (P)] (`tokenize(words)`) inside
+        its word in `words` [N], ragged like `pieces`.
+
+        Exact where normalisation keeps a word's bytes (ASCII, lower-casing of most letters);
+        elsewhere, and for a word that became [UNK], every piece spans its whole word.
+        """
+        normalized = self.normalize(words)
+        _, begins, ends = self._wordpiece.tokenize_with_offsets(normalized)
+        exact = tf.logical_and(
+            tf.equal(tf.strings.length(normalized), tf.strings.length(words)),
+            tf.equal(begins.row_lengths(), pieces.row_lengths()))
+        row = pieces.value_rowids()
+        within = tf.range(tf.size(pieces.flat_values, out_type=tf.int64)) - tf.gather(
+            pieces.row_splits, row)
+        at = tf.minimum(tf.gather(begins.row_splits, row) + within,
+                        tf.maximum(tf.size(begins.flat_values, out_type=tf.int64) - 1, 0))
+        exact_piece = tf.gather(exact, row)
+        begins_flat = tf.concat([begins.flat_values, [0]], 0)
+        ends_flat = tf.concat([ends.flat_values, [0]], 0)
+        word_length = tf.cast(tf.gather(tf.strings.length(words), row), tf.int64)
+        return (pieces.with_flat_values(tf.where(exact_piece, tf.gather(begins_flat, at), 0)),
+                pieces.with_flat_values(tf.where(exact_piece, tf.gather(ends_flat, at),
+                                                 word_length)))
+
     def word_pieces(self, texts, batch_size=4096):
         """Python lists [text][word][piece ids] of `tokenize_words`, run in batches."""
         out = []

@@ -1,0 +1,163 @@
+"""A TF Serving model from one of our model directories: `export_dir/<version>/`, a SavedModel.
+
+Signatures: `serving_default` takes raw strings (the tokenizer runs in the graph) and returns
+the task's outputs (`keras_bert_x.export.signatures`); `serve_ids` takes the three int32
+inputs and returns logits. The vocabulary and label names are assets; warm-up requests and
+a `keras_bert_x.json` description sit in `assets.extra/` (which TF Serving does not load).
+The SavedModel loads in any process with TensorFlow and tensorflow_text, the way TF Serving
+(which links the tf-text ops) loads it; it needs nothing of keras_bert_x.
+
+The version directory appears whole or not at all: it is written beside its final place under
+a name TF Serving ignores, then renamed. An existing version is never replaced.
+"""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from keras_bert_x.errors import BertInputError
+from keras_bert_x.export.signatures import ids_signature, serving_for
+from keras_bert_x.export.text_input import default_max_bytes
+from keras_bert_x.export.warmup import write_warmup
+
+METADATA_FILE = os.path.join("assets.extra", "keras_bert_x.json")
+SERVABLE_CLASSES = ("BertClassifier", "BertTokenClassifier", "BertSpanQA", "BertEncoder")
+
+
+def resolve_model_dir(path):
+    """A save_pretrained directory of ours: `path` itself, or the `best/` (else `final/`) of a
+    fine-tuning run's --model_dir."""
+    from keras_bert_x.models.pretrained import is_our_format
+
+    if not os.path.isdir(path):
+        raise BertInputError(f"{path}: no such model directory")
+    for candidate in (path, os.path.join(path, "best"), os.path.join(path, "final")):
+        if is_our_format(candidate):
+            return candidate
+    raise BertInputError(f"{path}: not a keras_bert_x model directory (no config.json of ours, "
+                         "nor best/ or final/ of a fine-tuning run)")
+
+
+def load_model(path):
+    """(model, its directory): the model a directory holds, of the class it was saved as."""
+    from keras_bert_x.models.pretrained import _read_ours
+
+    path = resolve_model_dir(path)
+    saved_class = _read_ours(path)[0]
+    if saved_class.__name__ not in SERVABLE_CLASSES:
+        raise BertInputError(f"{path}: holds a {saved_class.__name__}, which has no serving "
+                             f"form; export one of {', '.join(SERVABLE_CLASSES)}")
+    model = saved_class.from_pretrained(path)
+    if model.vocabulary is None:
+        raise BertInputError(f"{path}: has no vocab.txt, which the exported tokenizer needs")
+    return model, path
+
+
+def make_tokenizer(model, max_seq_length, **kwargs):
+    from keras_bert_x.text.tokenizer import BertTokenizer
+
+    limit = model.config.max_position_embeddings
+    if max_seq_length > limit:
+        raise BertInputError(f"--max_seq_length={max_seq_length} exceeds the model's "
+                             f"max_position_embeddings={limit}")
+    lower_case = True if model.lower_case is None else model.lower_case
+    return BertTokenizer(model.vocabulary, lower_case=lower_case, max_seq_length=max_seq_length,
+                         **kwargs)
+
+
+def next_version(export_dir):
+    versions = [int(n) for n in os.listdir(export_dir) if re.fullmatch(r"\d+", n)] \
+        if os.path.isdir(export_dir) else []
+    return max(versions, default=0) + 1
+
+
+def id_table(path):
+    """id -> line of a text file (a vocabulary, label names), as a table backed by the file:
+    the SavedModel then carries the file as an asset and TF Serving initialises the table."""
+    initializer = tf.lookup.TextFileInitializer(
+        path, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+        tf.string, tf.lookup.TextFileIndex.WHOLE_LINE)
+    return tf.lookup.StaticHashTable(initializer, default_value="")
+
+
+def write_archive(serving, path, assets):
+    """The SavedModel of `serving` (a `signatures` object) at `path`, with the text files
+    `assets` carried as id -> line tables (Keras's ExportArchive saves tracked tables)."""
+    archive = keras.export.ExportArchive()
+    archive.track(serving.model)
+    for file in assets:
+        archive.track(id_table(file))
+    specs = [tf.TensorSpec([None], tf.string, name=n) for n in serving.text_inputs]
+    archive.add_endpoint("serving_default", serving.serve_text, input_signature=specs)
+    archive.add_endpoint("serve_ids", serving.serve_ids, input_signature=ids_signature())
+    archive.write_out(path, verbose=False)
+
+
+def export_saved_model(model_dir, export_dir, version=None, max_seq_length=128,
+                       sentence_pairs=False, max_input_bytes=None, **window_options):
+    """Writes `export_dir/<version>/` (the next free number by default); returns its path."""
+    from keras_bert_x.io_utils import write_vocab
+
+    model, source = load_model(model_dir)
+    tokenizer = make_tokenizer(model, max_seq_length)
+    max_input_bytes = max_input_bytes or default_max_bytes(max_seq_length)
+    try:
+        serving = serving_for(model, tokenizer, max_input_bytes, sentence_pairs, **window_options)
+    except ValueError as e:
+        raise BertInputError(f"{source}: {e}") from None
+    export_dir = os.path.abspath(export_dir)
+    if os.path.exists(export_dir) and not os.path.isdir(export_dir):
+        raise BertInputError(f"{export_dir}: exists and is not a directory")
+    version = next_version(export_dir) if version is None else int(version)
+    if version < 0:
+        raise BertInputError(f"--version must be >= 0, got {version}")
+    final = os.path.join(export_dir, str(version))
+    if os.path.exists(final):
+        raise BertInputError(f"{final}: version {version} exists; versions are never "
+                             "overwritten (give another --version, or none for the next)")
+    os.makedirs(export_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_dir)
+    try:
+        scratch = os.path.join(tmp, "scratch")
+        os.makedirs(scratch)
+        assets = [os.path.join(scratch, "vocab.txt")]
+        write_vocab(assets[0], tokenizer.vocabulary)
+        labels = getattr(model, "labels", None)
+        if labels:
+            assets.append(os.path.join(scratch, "labels.txt"))
+            write_vocab(assets[1], labels)
+        saved = os.path.join(tmp, "saved_model")
+        write_archive(serving, saved, assets)
+        name = os.path.basename(export_dir.rstrip(os.sep))
+        examples = {k: list(v) for k, v in serving.examples.items()}
+        write_warmup(saved, name, [examples, {k: v[:1] for k, v in examples.items()}])
+        _write_metadata(saved, model, tokenizer, serving, source, max_input_bytes)
+        os.rename(saved, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _write_metadata(path, model, tokenizer, serving, source, max_input_bytes):
+    import tensorflow_text
+
+    import keras_bert_x
+
+    data = {"model_class": type(model).__name__, "source": source,
+            "inputs": list(serving.text_inputs),
+            "labels": list(getattr(model, "labels", None) or []) or None,
+            "max_seq_length": tokenizer.max_seq_length, "lower_case": tokenizer.lower_case,
+            "max_input_bytes": max_input_bytes,
+            "versions": {"tensorflow": tf.__version__, "tensorflow_text": tensorflow_text.__version__,
+                         "keras": keras.__version__, "keras_bert_x": keras_bert_x.__version__}}
+    if hasattr(serving, "answerer"):
+        a = serving.answerer
+        data.update(doc_stride=a.doc_stride, max_query_length=a.max_query_length,
+                    max_answer_length=a.max_answer_length, max_windows=a.max_windows)
+    with open(os.path.join(path, METADATA_FILE), "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)

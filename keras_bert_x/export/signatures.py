@@ -1,0 +1,165 @@
+"""What an exported model serves: raw strings -> task outputs, and token ids -> logits.
+
+One class per kind of model. Each has `text_inputs` (the names of its string inputs),
+`serve_text(*strings)` and `serve_ids(features)`, both pure TensorFlow (the tokenizer runs in
+the graph), and `examples` (a few requests for the warm-up file and smoke tests). Outputs are
+dense tensors, as TF Serving returns them: per-word outputs are padded ("" for strings, -1 for
+ids and offsets) and `num_words` says how many are real. Offsets are characters (code points)
+into the request's text, as Python indexes a `str`, end exclusive.
+"""
+
+import tensorflow as tf
+
+from keras_bert_x.export.span_answers import SpanAnswerer
+from keras_bert_x.export.text_input import char_offsets, clean_text
+from keras_bert_x.models.encoder import INPUT_NAMES
+from keras_bert_x.text.packing import pack
+
+EXAMPLE_TEXTS = ("A gripping, beautifully acted film.", "Dull and far too long.",
+                 "Barack Obama visited Paris with Angela Merkel in 2009.")
+
+
+def ids_signature():
+    return [{n: tf.TensorSpec([None, None], tf.int32, name=n) for n in INPUT_NAMES}]
+
+
+class _Serving:
+    text_inputs = ("text",)
+    examples = {"text": EXAMPLE_TEXTS}
+
+    def __init__(self, model, tokenizer, max_input_bytes):
+        self.model, self.tokenizer, self.max_input_bytes = model, tokenizer, max_input_bytes
+
+    def features(self, text):
+        return self.tokenizer(clean_text(text, self.max_input_bytes))
+
+    def serve_ids(self, features):
+        return {"logits": self.model(features, training=False)}
+
+
+class ClassifierServing(_Serving):
+    """`text` (and `text_b` for sentence pairs) -> `probabilities`, `label_id`, `label`;
+    a regression model (one output) -> `score`."""
+
+    def __init__(self, model, tokenizer, max_input_bytes, sentence_pairs=False):
+        super().__init__(model, tokenizer, max_input_bytes)
+        self.sentence_pairs = sentence_pairs
+        if sentence_pairs:
+            self.text_inputs = ("text", "text_b")
+            self.examples = {"text": EXAMPLE_TEXTS, "text_b": EXAMPLE_TEXTS[::-1]}
+        labels = model.labels or [str(i) for i in range(model.num_classes)]
+        self.labels = tf.constant(list(labels))
+
+    def serve_text(self, text, text_b=None):
+        if self.sentence_pairs:
+            cap = self.max_input_bytes
+            features = self.tokenizer((clean_text(text, cap), clean_text(text_b, cap)))
+        else:
+            features = self.features(text)
+        logits = self.model(features, training=False)
+        if self.model.num_classes == 1:
+            return {"score": logits[:, 0]}
+        label_id = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return {"probabilities": tf.nn.softmax(logits), "label_id": label_id,
+                "label": tf.gather(self.labels, label_id)}
+
+
+class TokenClassifierServing(_Serving):
+    """`text` -> its words (split on whitespace), each word's tag from its first WordPiece:
+    `words`, `tags`, `tag_ids`, `tag_probabilities`, `word_starts`, `word_ends`, `num_words`.
+    Words that do not fit whole in max_seq_length are not tagged (not returned), as in training."""
+
+    def __init__(self, model, tokenizer, max_input_bytes):
+        super().__init__(model, tokenizer, max_input_bytes)
+        labels = model.labels or [str(i) for i in range(model.num_labels)]
+        self.labels = tf.constant(list(labels))
+
+    def serve_text(self, text):
+        text = clean_text(text, self.max_input_bytes)
+        tok, length = self.tokenizer, self.tokenizer.max_seq_length
+        pieces, starts, ends = tok.tokenize_words(text)
+        # Whole words only, as in training (`token_classification_features`): a word is kept
+        # if its last piece fits before [SEP].
+        counts = pieces.row_lengths(axis=2)                         # [B, (W)] pieces per word
+        total = tf.cumsum(counts.flat_values)
+        before_row = tf.gather(tf.concat([[0], total], 0), counts.row_splits[:-1])
+        last = total - tf.gather(before_row, counts.value_rowids())  # last piece, after [CLS]
+        kept = counts.with_flat_values(last <= length - 2)
+        tokens = tf.ragged.boolean_mask(pieces, kept).merge_dims(1, 2)
+        features = pack(tokens.to_tensor(), tokens.row_lengths(), tok.cls_id, tok.sep_id,
+                        tok.pad_id, length)
+        logits = self.model(features, training=False)
+        row = starts.value_rowids()
+        position = tf.minimum(last - counts.flat_values + 1, length - 1)  # first piece, after [CLS]
+        probabilities = tf.nn.softmax(tf.gather_nd(logits, tf.stack([row, position], axis=1)))
+        tag_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        words = tf.strings.substr(tf.gather(text, row), starts.flat_values,
+                                  ends.flat_values - starts.flat_values)
+
+        def per_word(values, fill):
+            ragged = tf.ragged.boolean_mask(starts.with_flat_values(values), kept)
+            return ragged.to_tensor(default_value=fill)
+
+        kept_starts = tf.ragged.boolean_mask(starts, kept)
+        kept_ends = tf.ragged.boolean_mask(ends, kept)
+        return {"words": per_word(words, ""),
+                "tags": per_word(tf.gather(self.labels, tag_id), ""),
+                "tag_ids": per_word(tag_id, -1),
+                "tag_probabilities": per_word(tf.reduce_max(probabilities, axis=-1), 0.0),
+                "word_starts": char_offsets(text, kept_starts).to_tensor(default_value=-1),
+                "word_ends": char_offsets(text, kept_ends).to_tensor(default_value=-1),
+                "num_words": tf.cast(kept_starts.row_lengths(), tf.int32)}
+
+
+class SpanQAServing(_Serving):
+    """`question`, `context` -> `answer`, `start`, `end` (characters of the context) and
+    `score`, over sliding windows of the context (see `SpanAnswerer`)."""
+
+    text_inputs = ("question", "context")
+    examples = {"question": ("Who visited Paris?", "When was the visit?"),
+                "context": (EXAMPLE_TEXTS[2], EXAMPLE_TEXTS[2])}
+
+    def __init__(self, model, tokenizer, max_input_bytes, **window_options):
+        super().__init__(model, tokenizer, max_input_bytes)
+        self.answerer = SpanAnswerer(model, tokenizer, **window_options)
+
+    def serve_text(self, question, context):
+        cap = self.max_input_bytes
+        return self.answerer(clean_text(question, cap),
+                             clean_text(context, cap * self.answerer.max_windows))
+
+    def serve_ids(self, features):
+        return self.model(features, training=False)
+
+
+class EncoderServing(_Serving):
+    """`text` -> `pooled_output`, `sequence_output` and the `input_mask` saying which of its
+    positions are real tokens."""
+
+    def serve_text(self, text):
+        features = self.features(text)
+        out = self.serve_ids(features)
+        return {**out, "input_mask": features["input_mask"]}
+
+    def serve_ids(self, features):
+        out = self.model(features, training=False)
+        return {"pooled_output": out["pooled_output"], "sequence_output": out["sequence_output"]}
+
+
+def serving_for(model, tokenizer, max_input_bytes, sentence_pairs=False, **window_options):
+    """The serving functions of one of our models (a classifier, a token classifier, a span QA
+    model or a bare encoder)."""
+    from keras_bert_x import models
+
+    if isinstance(model, models.BertClassifier):
+        return ClassifierServing(model, tokenizer, max_input_bytes, sentence_pairs)
+    if sentence_pairs:
+        raise ValueError(f"sentence pairs are for classifiers, not {type(model).__name__}")
+    if isinstance(model, models.BertTokenClassifier):
+        return TokenClassifierServing(model, tokenizer, max_input_bytes)
+    if isinstance(model, models.BertSpanQA):
+        return SpanQAServing(model, tokenizer, max_input_bytes, **window_options)
+    if isinstance(model, models.BertEncoder):
+        return EncoderServing(model, tokenizer, max_input_bytes)
+    raise ValueError(f"{type(model).__name__} cannot be served: export a BertClassifier, "
+                     "BertTokenClassifier, BertSpanQA or BertEncoder")
