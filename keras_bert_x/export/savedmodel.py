@@ -89,7 +89,8 @@ def write_archive(serving, path, assets):
     """The SavedModel of `serving` (a `signatures` object) at `path`, with the text files
     `assets` carried as id -> line tables (Keras's ExportArchive saves tracked tables)."""
     archive = keras.export.ExportArchive()
-    archive.track(serving.model)
+    # The endpoints track the model's variables themselves; `archive.track(model)` as well
+    # would store every weight twice (once per Keras variable, once per TF variable).
     for file in assets:
         archive.track(id_table(file))
     specs = [tf.TensorSpec([None], tf.string, name=n) for n in serving.text_inputs]

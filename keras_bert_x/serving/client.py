@@ -126,7 +126,8 @@ class ServingClient:
 def _rows(outputs):
     """One dict per input row from {output name: array [B, ...]}."""
     batch = len(next(iter(outputs.values())))
-    return [{name: array[i].tolist() for name, array in outputs.items()} for i in range(batch)]
+    return [{name: np.asarray(array[i], dtype=array.dtype).tolist()
+             for name, array in outputs.items()} for i in range(batch)]
 
 
 def main(argv):

@@ -68,5 +68,8 @@ def pack(tokens_a, len_a, cls_id, sep_id, pad_id, seq_length, tokens_b=None, len
     ids = tf.where(position == 0, tf.cast(cls_id, ids.dtype), ids)
     mask = position < total
     type_ids = (position > first_sep) & mask
-    return {"input_word_ids": tf.cast(ids, tf.int32), "input_mask": tf.cast(mask, tf.int32),
-            "input_type_ids": tf.cast(type_ids, tf.int32)}
+    # tf.where rather than a bool cast: TFLite's converter folds cast(bool) into the
+    # embeddings' index check as a zeros_like on bools, which it cannot lower.
+    one, zero = tf.ones_like(position), tf.zeros_like(position)
+    return {"input_word_ids": tf.cast(ids, tf.int32), "input_mask": tf.where(mask, one, zero),
+            "input_type_ids": tf.where(type_ids, one, zero)}
