@@ -104,13 +104,6 @@ def export_saved_model(model_dir, export_dir, version=None, max_seq_length=128,
     """Writes `export_dir/<version>/` (the next free number by default); returns its path."""
     from keras_bert_x.io_utils import write_vocab
 
-    model, source = load_model(model_dir)
-    tokenizer = make_tokenizer(model, max_seq_length)
-    max_input_bytes = max_input_bytes or default_max_bytes(max_seq_length)
-    try:
-        serving = serving_for(model, tokenizer, max_input_bytes, sentence_pairs, **window_options)
-    except ValueError as e:
-        raise BertInputError(f"{source}: {e}") from None
     export_dir = os.path.abspath(export_dir)
     if os.path.exists(export_dir) and not os.path.isdir(export_dir):
         raise BertInputError(f"{export_dir}: exists and is not a directory")
@@ -121,6 +114,13 @@ def export_saved_model(model_dir, export_dir, version=None, max_seq_length=128,
     if os.path.exists(final):
         raise BertInputError(f"{final}: version {version} exists; versions are never "
                              "overwritten (give another --version, or none for the next)")
+    model, source = load_model(model_dir)
+    tokenizer = make_tokenizer(model, max_seq_length)
+    max_input_bytes = max_input_bytes or default_max_bytes(max_seq_length)
+    try:
+        serving = serving_for(model, tokenizer, max_input_bytes, sentence_pairs, **window_options)
+    except ValueError as e:
+        raise BertInputError(f"{source}: {e}") from None
     os.makedirs(export_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_dir)
     try:

@@ -19,6 +19,17 @@ EXAMPLE_TEXTS = ("A gripping, beautifully acted film.", "Dull and far too long."
                  "Barack Obama visited Paris with Angela Merkel in 2009.")
 
 
+def model_outputs(model, features):
+    """What `serve_ids` returns: the model's logits (a dict for span QA), or an encoder's
+    pooled and sequence outputs."""
+    from keras_bert_x.models import BertEncoder
+
+    out = model(features, training=False)
+    if isinstance(model, BertEncoder):
+        return {"pooled_output": out["pooled_output"], "sequence_output": out["sequence_output"]}
+    return out if isinstance(out, dict) else {"logits": out}
+
+
 def ids_signature():
     return [{n: tf.TensorSpec([None, None], tf.int32, name=n) for n in INPUT_NAMES}]
 
@@ -34,7 +45,7 @@ class _Serving:
         return self.tokenizer(clean_text(text, self.max_input_bytes))
 
     def serve_ids(self, features):
-        return {"logits": self.model(features, training=False)}
+        return model_outputs(self.model, features)
 
 
 class ClassifierServing(_Serving):
@@ -128,9 +139,6 @@ class SpanQAServing(_Serving):
         return self.answerer(clean_text(question, cap),
                              clean_text(context, cap * self.answerer.max_windows))
 
-    def serve_ids(self, features):
-        return self.model(features, training=False)
-
 
 class EncoderServing(_Serving):
     """`text` -> `pooled_output`, `sequence_output` and the `input_mask` saying which of its
@@ -140,10 +148,6 @@ class EncoderServing(_Serving):
         features = self.features(text)
         out = self.serve_ids(features)
         return {**out, "input_mask": features["input_mask"]}
-
-    def serve_ids(self, features):
-        out = self.model(features, training=False)
-        return {"pooled_output": out["pooled_output"], "sequence_output": out["sequence_output"]}
 
 
 def serving_for(model, tokenizer, max_input_bytes, sentence_pairs=False, **window_options):

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from keras_bert_x.errors import BertInputError
 from keras_bert_x.export.savedmodel import load_model, make_tokenizer
-from keras_bert_x.export.signatures import serving_for
+from keras_bert_x.export.signatures import model_outputs
 from keras_bert_x.models.encoder import INPUT_NAMES
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
@@ -60,18 +60,17 @@ def read_representative_text(path, input_names, limit):
 
 
 def _write_saved_model(model, tokenizer, path, with_tokenizer, input_names):
-    serving = serving_for(model, tokenizer, max_input_bytes=1)  # only serve_ids is used
     length = tokenizer.max_seq_length
     archive = keras.export.ExportArchive()  # the endpoint tracks the model's variables
     if with_tokenizer:
         def serve(*texts):
             features = tokenizer(texts[0] if len(texts) == 1 else tuple(texts))
-            return {**serving.serve_ids(features), "input_word_ids": features["input_word_ids"]}
+            return {**model_outputs(model, features), "input_word_ids": features["input_word_ids"]}
 
         specs = [tf.TensorSpec([1], tf.string, name=n) for n in input_names]
     else:
         def serve(features):
-            return serving.serve_ids(features)
+            return model_outputs(model, features)
 
         specs = [{n: tf.TensorSpec([1, length], tf.int32, name=n) for n in INPUT_NAMES}]
     archive.add_endpoint("serving_default", serve, input_signature=specs)
@@ -93,6 +92,8 @@ def convert_to_tflite(model_dir, output, quantize="none", with_tokenizer=False,
     if quantize == "int8" and not representative_data:
         raise BertInputError("--quantize=int8 calibrates on real text: give "
                              "--representative_data FILE (one example per line)")
+    if quantize == "int8" and not os.path.isfile(representative_data):
+        raise BertInputError(f"{representative_data}: representative data file not found")
     output = os.path.abspath(output)
     if os.path.exists(output) and not overwrite:
         raise BertInputError(f"{output}: exists (pass --overwrite to replace it)")

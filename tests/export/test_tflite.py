@@ -1,0 +1,197 @@
+"""TFLite files: ids in or text in, each quantisation mode, inputs bound by name."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import keras_bert_x as kbx
+from keras_bert_x.export.tflite import FLOAT_OPS, convert_to_tflite
+from keras_bert_x.export.tflite_runner import TFLiteModel
+from tests.helpers import SENTENCES
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LENGTH = 32
+
+
+@pytest.fixture(scope="module")
+def representative(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rep") / "sentences.txt"
+    path.write_text("\n".join(SENTENCES * 4) + "\n", encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def classifier_and_features(model_dirs):
+    model = kbx.BertClassifier.from_pretrained(model_dirs["classifier"])
+    features = kbx.BertTokenizer(model.vocabulary, max_seq_length=LENGTH)(SENTENCES)
+    return model, {k: v.numpy() for k, v in features.items()}
+
+
+def test_ids_model_matches_keras_with_inputs_bound_by_name(model_dirs, classifier_and_features,
+                                                            tmp_path):
+    model, features = classifier_and_features
+    path = tmp_path / "clf.tflite"
+    convert_to_tflite(model_dirs["classifier"], path, max_seq_length=LENGTH)
+    lite = TFLiteModel(str(path))
+    assert lite.input_names == ("input_mask", "input_type_ids", "input_word_ids")
+    assert lite.batch_size == 1
+    out = lite.predict(features)
+    np.testing.assert_allclose(out["logits"], model(features).numpy(), atol=1e-4)
+    # Keyword order does not matter; a wrong or missing name is refused, not fed by position.
+    row = {k: v[:1] for k, v in reversed(list(features.items()))}
+    np.testing.assert_allclose(lite(**row)["logits"], out["logits"][:1], atol=1e-6)
+    with pytest.raises(ValueError, match="do not match"):
+        lite(input_ids=row["input_word_ids"], input_mask=row["input_mask"],
+             input_type_ids=row["input_type_ids"])
+
+
+def _tensor_types(lite):
+    """{op name: set of (input dtypes, output dtype)} of a TFLite model."""
+    interpreter = lite.interpreter
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    types = {}
+    for op in interpreter._get_ops_details():
+        inputs = tuple(tensors[i]["dtype"].__name__ for i in op["inputs"] if i >= 0)
+        types.setdefault(op["op_name"], set()).add(
+            (inputs, tensors[op["outputs"][0]]["dtype"].__name__))
+    return types
+
+
+@pytest.mark.parametrize("mode", ["float16", "dynamic", "int8"])
+def test_quantized_models_run_and_follow_keras(mode, model_dirs, classifier_and_features,
+                                               representative, tmp_path):
+    model, features = classifier_and_features
+    path = tmp_path / f"{mode}.tflite"
+    size = convert_to_tflite(model_dirs["classifier"], path, quantize=mode, max_seq_length=LENGTH,
+                             representative_data=representative)
+    assert size == os.path.getsize(path)
+    lite = TFLiteModel(str(path))
+    logits = lite.predict(features)["logits"]
+    reference = model(features).numpy()
+    assert np.isfinite(logits).all()
+    # A random tiny model: logits are small; quantised ones stay within a tenth of their spread.
+    assert np.abs(logits - reference).max() < 0.1 * (reference.max() - reference.min()) + 1e-3
+    if mode == "int8":
+        types = _tensor_types(lite)
+        dense = types["FULLY_CONNECTED"]
+        assert any(inputs[:2] == ("int8", "int8") for inputs, _ in dense), dense
+        # The feed-forward output dense (widest input) and every FLOAT_OPS op stay float.
+        assert any(inputs[0] == "float32" for inputs, _ in dense), dense
+        for op in set(FLOAT_OPS) & set(types):
+            assert all(out != "int8" for _, out in types[op]), (op, types[op])
+
+
+def test_tokenizer_in_graph_model_runs_text(model_dirs, classifier_and_features, tmp_path):
+    model, features = classifier_and_features
+    path = tmp_path / "text.tflite"
+    convert_to_tflite(model_dirs["classifier"], path, max_seq_length=LENGTH, with_tokenizer=True)
+    lite = TFLiteModel(str(path))
+    assert lite.input_names == ("text",)
+    for i, sentence in enumerate(SENTENCES):
+        out = lite(text=np.array([sentence], dtype=object))
+        np.testing.assert_array_equal(out["input_word_ids"][0], features["input_word_ids"][i])
+        np.testing.assert_allclose(out["logits"][0], model(features).numpy()[i], atol=1e-4)
+
+
+def test_span_qa_with_tokenizer_packs_question_and_context(model_dirs, tmp_path):
+    path = tmp_path / "qa.tflite"
+    convert_to_tflite(model_dirs["span_qa"], path, max_seq_length=LENGTH, with_tokenizer=True,
+                      quantize="dynamic")
+    lite = TFLiteModel(str(path))
+    assert lite.input_names == ("context", "question")
+    tok = kbx.BertTokenizer(kbx.BertSpanQA.from_pretrained(model_dirs["span_qa"]).vocabulary,
+                            max_seq_length=LENGTH)
+    question, context = "Who visited Paris?", SENTENCES[0]
+    out = lite(question=np.array([question], dtype=object), context=np.array([context], dtype=object))
+    np.testing.assert_array_equal(out["input_word_ids"][0],
+                                  tok(([question], [context]))["input_word_ids"][0].numpy())
+    assert out["start_logits"].shape == out["end_logits"].shape == (1, LENGTH)
+
+
+@pytest.mark.slow
+def test_tokenizer_in_graph_gives_bert_tokenizer_ids_on_the_whole_bundled_corpus(model_dirs,
+                                                                                  tmp_path):
+    from keras_bert_x.data.corpus import bundled_documents
+
+    length = 128
+    path = tmp_path / "text.tflite"
+    convert_to_tflite(model_dirs["classifier"], path, max_seq_length=length, with_tokenizer=True)
+    lite = TFLiteModel(str(path))
+    lines = [line for document in bundled_documents() for line in document.splitlines()]
+    tok = kbx.BertTokenizer(kbx.BertClassifier.from_pretrained(model_dirs["classifier"]).vocabulary,
+                            max_seq_length=length)
+    differ = []
+    for start in range(0, len(lines), 4096):
+        chunk = lines[start:start + 4096]
+        expected = tok(chunk)["input_word_ids"].numpy()
+        for i, line in enumerate(chunk):
+            got = lite(text=np.array([line], dtype=object))["input_word_ids"][0]
+            if not np.array_equal(got, expected[i]):
+                differ.append(line)
+    assert len(lines) > 50_000
+    assert differ == []
+
+
+def _run(script, *args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "export", script), *args],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+
+
+def _one_error_line(run):
+    assert run.returncode == 1, run.stdout + run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), run.stderr
+    return lines[0]
+
+
+def test_tflite_command_line_refuses_bad_input(model_dirs, representative, tmp_path):
+    out = str(tmp_path / "m.tflite")
+    clf = model_dirs["classifier"]
+    cases = [
+        (["--model_dir", clf, "--output", out, "--quantize", "int4"], "use one of"),
+        (["--model_dir", clf, "--output", out, "--quantize", "int8"], "--representative_data"),
+        (["--model_dir", clf, "--output", out, "--quantize", "int8", "--with_tokenizer",
+          "--representative_data", representative], "custom ops"),
+        (["--model_dir", clf, "--output", out, "--quantize", "int8",
+          "--representative_data", str(tmp_path / "none.txt")], "not found"),
+        (["--model_dir", str(tmp_path / "missing"), "--output", out], "no such model directory"),
+        (["--model_dir", model_dirs["pretrainer"], "--output", out], "BertPretrainer"),
+        (["--model_dir", str(tmp_path), "--output", out], "not a keras_bert_x model directory"),
+    ]
+    for args, message in cases:
+        assert message in _one_error_line(_run("tflite.py", *args, "--max_seq_length=32")), args
+        assert not os.path.exists(out)
+    (tmp_path / "m.tflite").write_bytes(b"mine")
+    assert "exists" in _one_error_line(_run("tflite.py", "--model_dir", clf, "--output", out))
+    assert (tmp_path / "m.tflite").read_bytes() == b"mine"
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []
+
+
+def test_savedmodel_command_line_refuses_bad_input_and_never_overwrites(model_dirs, tmp_path):
+    export_dir = tmp_path / "models" / "clf"
+    ok = _run("savedmodel.py", "--model_dir", model_dirs["classifier"], "--export_dir",
+              str(export_dir), "--max_seq_length", "16")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == f"exported {export_dir / '1'}"
+    before = sorted(os.listdir(export_dir / "1"))
+    cases = [
+        (["--model_dir", model_dirs["classifier"], "--version", "1"], "version 1 exists"),
+        (["--model_dir", str(tmp_path / "missing")], "no such model directory"),
+        (["--model_dir", model_dirs["pretrainer"]], "BertPretrainer"),
+        (["--model_dir", str(tmp_path / "models")], "not a keras_bert_x model directory"),
+        (["--model_dir", model_dirs["classifier"], "--max_seq_length", "65"],
+         "max_position_embeddings"),
+        (["--model_dir", model_dirs["token_classifier"], "--sentence_pairs"],
+         "sentence pairs are for classifiers"),
+    ]
+    for args, message in cases:
+        run = _run("savedmodel.py", "--max_seq_length=16", *args, "--export_dir", str(export_dir))
+        assert message in _one_error_line(run), args
+    assert os.listdir(export_dir) == ["1"] and sorted(os.listdir(export_dir / "1")) == before
+    again = _run("savedmodel.py", "--model_dir", model_dirs["classifier"], "--export_dir",
+                 str(export_dir), "--max_seq_length", "16")
+    assert again.returncode == 0 and sorted(os.listdir(export_dir)) == ["1", "2"]
