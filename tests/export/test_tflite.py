@@ -116,7 +116,7 @@ def test_tokenizer_in_graph_gives_bert_tokenizer_ids_on_the_whole_bundled_corpus
                                                                                   tmp_path):
     from keras_bert_x.data.corpus import bundled_documents
 
-    length = 128
+    length = 64  # the fixture's max_position_embeddings
     path = tmp_path / "text.tflite"
     convert_to_tflite(model_dirs["classifier"], path, max_seq_length=length, with_tokenizer=True)
     lite = TFLiteModel(str(path))
