@@ -9,8 +9,9 @@ selection on the test split). Then: the TF Serving SavedModel (`export/savedmode
 files in each quantisation mode (`export/tflite.py`; int8 calibrated on 200 training
 sentences), and the parity report (`export/verify.py`) on the whole MR test split at
 max_seq_length 128: max abs logit difference, agreement, accuracy, size, batch-1 latency. The
-tokenizer-in-graph TFLite files (fp32 and dynamic int8) read the raw test sentences. Ends with
-one line per target of the export issue. Writes bench/results/export_mr.json. Run it from a
+tokenizer-in-graph TFLite files (fp32 and dynamic int8) read the raw test sentences. An
+ablation converts int8 files that keep fewer ops in float than our recipe. Ends with one line
+per target of the export issue. Writes bench/results/export_mr.json. Run it from a
 checkout nobody edits meanwhile (TensorFlow reads a function's source when it traces it).
 """
 
@@ -67,6 +68,44 @@ def text_forms(model_dir, files, test, repeats=50):
                      "agreement": float(np.mean(predictions == reference.argmax(-1))),
                      "accuracy": float(np.mean(predictions == truth)),
                      "latency_ms": 1000 * float(np.median(times[:repeats]))})
+    return rows
+
+
+# Which ops stay float32 in each int8 variant of the ablation (the last adds, in our recipe,
+# GELU, tanh and the feed-forward output dense: `keras_bert_x.export.tflite.FLOAT_OPS`).
+LAYER_NORM = ["SUB", "MUL", "MEAN", "SQUARED_DIFFERENCE", "RSQRT"]
+ABLATION = {"every op int8": [],
+            "softmax and the mask's add in float": ["SOFTMAX", "ADD"],
+            "+ LayerNorm in float": ["SOFTMAX", "ADD", *LAYER_NORM],
+            "+ both attention matmuls in float": ["SOFTMAX", "ADD", *LAYER_NORM, "BATCH_MATMUL"]}
+
+
+def int8_ablation(model_dir, work, representative, test):
+    """Test accuracy and agreement with Keras of int8 files that keep fewer ops in float."""
+    import numpy as np
+
+    from keras_bert_x.data.tasks.classification import read_classification
+    from keras_bert_x.export.savedmodel import load_model, make_tokenizer
+    from keras_bert_x.export.tflite import convert_to_tflite
+    from keras_bert_x.export.tflite_runner import TFLiteModel
+    from keras_bert_x.export.verify import keras_logits
+
+    model, _ = load_model(model_dir)
+    examples = read_classification(test, "sentence", "label")
+    features = {k: v.numpy() for k, v in make_tokenizer(model, LENGTH)(examples.texts).items()}
+    reference = keras_logits(model, features)["logits"].argmax(-1)
+    truth = np.array([model.labels.index(y) for y in examples.labels])
+    rows = []
+    for name, float_ops in ABLATION.items():
+        path = os.path.join(work, "ablation.tflite")
+        convert_to_tflite(model_dir, path, quantize="int8", max_seq_length=LENGTH,
+                          representative_data=representative, overwrite=True,
+                          int8_float_ops=float_ops)
+        predictions = TFLiteModel(path).predict(features)["logits"].argmax(-1)
+        rows.append({"variant": name, "float_ops": float_ops,
+                     "accuracy": float(np.mean(predictions == truth)),
+                     "agreement": float(np.mean(predictions == reference))})
+        print(f"int8 ablation: {name}: accuracy {100 * rows[-1]['accuracy']:.2f}%", flush=True)
     return rows
 
 
@@ -127,8 +166,9 @@ def main():
         parity = json.load(f)
     rows = parity["forms"] + text_forms(model_dir, text_files, test)
     checks = targets(rows)
+    ablation = int8_ablation(model_dir, work, representative, test)
     result = {"model_dir": model_dir, "test_examples": parity["examples"],
-              "max_seq_length": LENGTH, "forms": rows,
+              "max_seq_length": LENGTH, "forms": rows, "int8_ablation": ablation,
               "export_seconds": {k: round(v, 1) for k, v in timings.items()}, "targets": checks}
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
     with open(os.path.join(ROOT, "bench", "results", "export_mr.json"), "w") as f:

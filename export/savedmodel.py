@@ -35,25 +35,18 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if cli.refuse_extra_arguments(argv):
-        return 1
-    cli.warnings_only()
-    from keras_bert_x.errors import BertInputError
-    from keras_bert_x.export.savedmodel import export_saved_model
+    def export():
+        from keras_bert_x.export.savedmodel import export_saved_model
 
-    try:
         path = export_saved_model(
             FLAGS.model_dir, FLAGS.export_dir, version=FLAGS.version,
             max_seq_length=FLAGS.max_seq_length, sentence_pairs=FLAGS.sentence_pairs,
             max_input_bytes=FLAGS.max_input_bytes, doc_stride=FLAGS.doc_stride,
             max_query_length=FLAGS.max_query_length, max_answer_length=FLAGS.max_answer_length,
             max_windows=FLAGS.max_windows)
-    except BertInputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"exported {path}")
-    return 0
+        return f"exported {path}"
 
+    return cli.run_command(argv, export)
 
 if __name__ == "__main__":
     app.run(main, flags_parser=cli.parse_flags)

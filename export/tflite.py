@@ -32,24 +32,17 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if cli.refuse_extra_arguments(argv):
-        return 1
-    cli.warnings_only()
-    from keras_bert_x.errors import BertInputError
-    from keras_bert_x.export.tflite import convert_to_tflite
+    def convert():
+        from keras_bert_x.export.tflite import convert_to_tflite
 
-    try:
         size = convert_to_tflite(
             FLAGS.model_dir, FLAGS.output, quantize=FLAGS.quantize,
             with_tokenizer=FLAGS.with_tokenizer, representative_data=FLAGS.representative_data,
             max_seq_length=FLAGS.max_seq_length, sentence_pairs=FLAGS.sentence_pairs,
             calibration_examples=FLAGS.calibration_examples, overwrite=FLAGS.overwrite)
-    except BertInputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"wrote {FLAGS.output} ({size / 1e6:.1f} MB, {FLAGS.quantize})")
-    return 0
+        return f"wrote {FLAGS.output} ({size / 1e6:.1f} MB, {FLAGS.quantize})"
 
+    return cli.run_command(argv, convert)
 
 if __name__ == "__main__":
     app.run(main, flags_parser=cli.parse_flags)

@@ -38,26 +38,18 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if cli.refuse_extra_arguments(argv):
-        return 1
-    cli.warnings_only()
-    from keras_bert_x.errors import BertInputError
-    from keras_bert_x.export.verify import run_verification
+    def verify():
+        from keras_bert_x.export.verify import run_verification
 
-    try:
-        table = run_verification(
+        return run_verification(
             FLAGS.model_dir, FLAGS.eval_file, FLAGS.saved_model, FLAGS.tflite, FLAGS.output_dir,
             max_seq_length=FLAGS.max_seq_length, limit=FLAGS.limit,
             latency_repeats=FLAGS.latency_repeats, text_column=FLAGS.text_column,
             text_b_column=FLAGS.text_b_column, label_column=FLAGS.label_column,
             conll_fields=FLAGS.conll_fields, doc_stride=FLAGS.doc_stride,
             max_query_length=FLAGS.max_query_length)
-    except BertInputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(table)
-    return 0
 
+    return cli.run_command(argv, verify)
 
 if __name__ == "__main__":
     app.run(main, flags_parser=cli.parse_flags)

@@ -63,13 +63,31 @@ def dataclass_from_flags(cls):
     return cls(**{f.name: getattr(flags.FLAGS, f.name) for f in dataclasses.fields(cls)})
 
 
-def refuse_extra_arguments(argv):
+def refuse_extra_arguments(argv, tpu_hint=True):
     """One error line for positional arguments absl left over (`--tpu NAME` among them)."""
     if len(argv) > 1:
-        hint = " (a TPU name goes as --tpu=NAME)" if argv[1] and not argv[1].startswith("-") else ""
+        hint = " (a TPU name goes as --tpu=NAME)" if (
+            tpu_hint and argv[1] and not argv[1].startswith("-")) else ""
         print(f"error: unexpected argument {argv[1]!r}{hint}", file=sys.stderr)
         return True
     return False
+
+
+def run_command(argv, action):
+    """A command line's main(): refuses extra arguments, runs `action()` (which returns what to
+    print) and turns bad input into one `error:` line and exit status 1."""
+    from keras_bert_x.errors import BertInputError
+
+    if refuse_extra_arguments(argv, tpu_hint=False):
+        return 1
+    warnings_only()
+    try:
+        message = action()
+    except BertInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(message)
+    return 0
 
 
 def define_trainer_flags(config_class, help_texts):

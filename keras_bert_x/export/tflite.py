@@ -79,8 +79,12 @@ def _write_saved_model(model, tokenizer, path, with_tokenizer, input_names):
 
 def convert_to_tflite(model_dir, output, quantize="none", with_tokenizer=False,
                       representative_data=None, max_seq_length=128, sentence_pairs=False,
-                      calibration_examples=200, overwrite=False):
-    """Writes the `.tflite` file `output` (atomically); returns its size in bytes."""
+                      calibration_examples=200, overwrite=False, int8_float_ops=None):
+    """Writes the `.tflite` file `output` (atomically); returns its size in bytes.
+
+    `int8_float_ops` replaces the `int8` recipe's float ops and float feed-forward output
+    (a list of TFLite op names; [] quantises everything): for the ablation in
+    `bench/export_mr.py`, not for use."""
     if quantize not in QUANTIZE_MODES:
         raise BertInputError(f"--quantize={quantize!r}: use one of {', '.join(QUANTIZE_MODES)}")
     if quantize == "int8" and with_tokenizer:
@@ -114,7 +118,7 @@ def convert_to_tflite(model_dir, output, quantize="none", with_tokenizer=False,
     try:
         saved = os.path.join(tmp, "saved_model")
         _write_saved_model(model, graph_tokenizer, saved, with_tokenizer, input_names)
-        flatbuffer = _convert(saved, quantize, with_tokenizer, calibration)
+        flatbuffer = _convert(saved, quantize, with_tokenizer, calibration, int8_float_ops)
         partial = os.path.join(tmp, "model.tflite")
         with open(partial, "wb") as f:
             f.write(flatbuffer)
@@ -124,7 +128,7 @@ def convert_to_tflite(model_dir, output, quantize="none", with_tokenizer=False,
     return len(flatbuffer)
 
 
-def _convert(saved_model, quantize, with_tokenizer, calibration):
+def _convert(saved_model, quantize, with_tokenizer, calibration, int8_float_ops=None):
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = with_tokenizer
@@ -133,7 +137,7 @@ def _convert(saved_model, quantize, with_tokenizer, calibration):
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quantize == "int8":
-        return int8_quantization(converter, calibration)
+        return int8_quantization(converter, calibration, int8_float_ops)
     return converter.convert()
 
 
@@ -144,7 +148,7 @@ FLOAT_OPS = ["ADD", "SUB", "MUL", "MEAN", "SQUARED_DIFFERENCE", "RSQRT", "BATCH_
              "SOFTMAX", "GELU", "TANH"]
 
 
-def int8_quantization(converter, calibration):
+def int8_quantization(converter, calibration, float_ops=None):
     """Post-training int8 that keeps accuracy on BERT (measured: `bench/export_mr.py`).
 
     Quantising every op collapses a fine-tuned model to chance. Three kinds of tensor cannot
@@ -172,11 +176,12 @@ def int8_quantization(converter, calibration):
             yield {name: calibration[name][i:i + 1] for name in order}
 
     converter.representative_dataset = representative_by_name
-    float_nodes = _float_nodes(ops, tensors)
+    float_nodes = _float_nodes(ops, tensors) if float_ops is None else []
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=representative,
         debug_options=tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_ops=FLOAT_OPS, denylisted_nodes=float_nodes))
+            denylisted_ops=FLOAT_OPS if float_ops is None else float_ops,
+            denylisted_nodes=float_nodes))
     return debugger.get_nondebug_quantized_model()
 
 
