@@ -27,7 +27,7 @@ flags.DEFINE_string("output_dir", None, "Where parity.md and parity.json go (def
 flags.DEFINE_integer("max_seq_length", 128, "Tokens per sequence (as exported).")
 flags.DEFINE_integer("limit", None, "Evaluate the first N examples only.")
 flags.DEFINE_integer("latency_repeats", 50, "Batch-1 calls timed per form (median).")
-flags.DEFINE_string("text_column", "sentence", "Classification: the text column.")
+flags.DEFINE_string("text_column", "text", "Classification: the text column.")
 flags.DEFINE_string("text_b_column", None, "Classification: the second text column.")
 flags.DEFINE_string("label_column", "label", "Classification: the label column.")
 flags.DEFINE_integer("conll_fields", 2, "Token classification: fields per CoNLL line.")

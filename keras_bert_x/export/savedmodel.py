@@ -34,6 +34,7 @@ def resolve_model_dir(path):
     fine-tuning run's --model_dir."""
     from keras_bert_x.models.pretrained import is_our_format
 
+    path = os.fspath(path)
     if not os.path.isdir(path):
         raise BertInputError(f"{path}: no such model directory")
     for candidate in (path, os.path.join(path, "best"), os.path.join(path, "final")):
@@ -85,14 +86,19 @@ def id_table(path):
     return tf.lookup.StaticHashTable(initializer, default_value="")
 
 
-def write_archive(serving, path, assets):
-    """The SavedModel of `serving` (a `signatures` object) at `path`, with the text files
-    `assets` carried as id -> line tables (Keras's ExportArchive saves tracked tables)."""
+def write_archive(serving, path, vocab_file, labels_file=None):
+    """The SavedModel of `serving` (a `signatures` object) at `path`. The vocabulary and the
+    label names go in as file-backed tables (Keras's ExportArchive saves tracked tables, and
+    so copies their files into assets/): label names are read from labels.txt at serving
+    time; the vocabulary table is for tools (the tokenizer's WordPiece model is compiled into
+    the graph)."""
     archive = keras.export.ExportArchive()
     # The endpoints track the model's variables themselves; `archive.track(model)` as well
     # would store every weight twice (once per Keras variable, once per TF variable).
-    for file in assets:
-        archive.track(id_table(file))
+    archive.track(id_table(vocab_file))
+    if labels_file:
+        serving.label_table = id_table(labels_file)
+        archive.track(serving.label_table)
     specs = [tf.TensorSpec([None], tf.string, name=n) for n in serving.text_inputs]
     archive.add_endpoint("serving_default", serving.serve_text, input_signature=specs)
     archive.add_endpoint("serve_ids", serving.serve_ids, input_signature=ids_signature())
@@ -104,7 +110,12 @@ def export_saved_model(model_dir, export_dir, version=None, max_seq_length=128,
     """Writes `export_dir/<version>/` (the next free number by default); returns its path."""
     from keras_bert_x.io_utils import write_vocab
 
-    export_dir = os.path.abspath(export_dir)
+    export_dir = os.path.abspath(os.fspath(export_dir))
+    if re.fullmatch(r"\d+", os.path.basename(export_dir)):
+        raise BertInputError(f"{export_dir}: looks like a version folder; give the model's "
+                             f"folder ({os.path.dirname(export_dir)}) and --version")
+    if max_input_bytes is not None and max_input_bytes < 1:
+        raise BertInputError(f"--max_input_bytes must be >= 1, got {max_input_bytes}")
     if os.path.exists(export_dir) and not os.path.isdir(export_dir):
         raise BertInputError(f"{export_dir}: exists and is not a directory")
     version = next_version(export_dir) if version is None else int(version)
@@ -126,18 +137,20 @@ def export_saved_model(model_dir, export_dir, version=None, max_seq_length=128,
     try:
         scratch = os.path.join(tmp, "scratch")
         os.makedirs(scratch)
-        assets = [os.path.join(scratch, "vocab.txt")]
-        write_vocab(assets[0], tokenizer.vocabulary)
-        labels = getattr(model, "labels", None)
-        if labels:
-            assets.append(os.path.join(scratch, "labels.txt"))
-            write_vocab(assets[1], labels)
+        vocab_file = os.path.join(scratch, "vocab.txt")
+        write_vocab(vocab_file, tokenizer.vocabulary)
+        labels_file = None
+        if getattr(model, "labels", None):
+            labels_file = os.path.join(scratch, "labels.txt")
+            write_vocab(labels_file, model.labels)
         saved = os.path.join(tmp, "saved_model")
-        write_archive(serving, saved, assets)
+        write_archive(serving, saved, vocab_file, labels_file)
         name = os.path.basename(export_dir.rstrip(os.sep))
         examples = {k: list(v) for k, v in serving.examples.items()}
         write_warmup(saved, name, [examples, {k: v[:1] for k, v in examples.items()}])
         _write_metadata(saved, model, tokenizer, serving, source, max_input_bytes)
+        if os.path.exists(final):  # made by someone else meanwhile: rename would replace it
+            raise BertInputError(f"{final}: appeared while exporting; left as it is")
         os.rename(saved, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

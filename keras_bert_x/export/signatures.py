@@ -37,9 +37,19 @@ def ids_signature():
 class _Serving:
     text_inputs = ("text",)
     examples = {"text": EXAMPLE_TEXTS}
+    # id -> label name; the export sets a table read from the SavedModel's labels.txt asset.
+    label_table = None
 
     def __init__(self, model, tokenizer, max_input_bytes):
         self.model, self.tokenizer, self.max_input_bytes = model, tokenizer, max_input_bytes
+        labels = getattr(model, "labels", None) or [
+            str(i) for i in range(getattr(model, "num_classes", getattr(model, "num_labels", 0)))]
+        self.labels = list(labels)
+
+    def label_names(self, ids):
+        if self.label_table is not None:
+            return self.label_table.lookup(tf.cast(ids, tf.int64))
+        return tf.gather(tf.constant(self.labels), ids)
 
     def features(self, text):
         return self.tokenizer(clean_text(text, self.max_input_bytes))
@@ -58,11 +68,11 @@ class ClassifierServing(_Serving):
         if sentence_pairs:
             self.text_inputs = ("text", "text_b")
             self.examples = {"text": EXAMPLE_TEXTS, "text_b": EXAMPLE_TEXTS[::-1]}
-        labels = model.labels or [str(i) for i in range(model.num_classes)]
-        self.labels = tf.constant(list(labels))
 
     def serve_text(self, text, text_b=None):
         if self.sentence_pairs:
+            tf.debugging.assert_equal(tf.shape(text), tf.shape(text_b),
+                                      message="text and text_b must hold as many strings")
             cap = self.max_input_bytes
             features = self.tokenizer((clean_text(text, cap), clean_text(text_b, cap)))
         else:
@@ -72,18 +82,14 @@ class ClassifierServing(_Serving):
             return {"score": logits[:, 0]}
         label_id = tf.argmax(logits, axis=-1, output_type=tf.int32)
         return {"probabilities": tf.nn.softmax(logits), "label_id": label_id,
-                "label": tf.gather(self.labels, label_id)}
+                "label": self.label_names(label_id)}
 
 
 class TokenClassifierServing(_Serving):
     """`text` -> its words (split on whitespace), each word's tag from its first WordPiece:
     `words`, `tags`, `tag_ids`, `tag_probabilities`, `word_starts`, `word_ends`, `num_words`.
-    Words that do not fit whole in max_seq_length are not tagged (not returned), as in training."""
-
-    def __init__(self, model, tokenizer, max_input_bytes):
-        super().__init__(model, tokenizer, max_input_bytes)
-        labels = model.labels or [str(i) for i in range(model.num_labels)]
-        self.labels = tf.constant(list(labels))
+    Words that do not fit whole in max_seq_length are not tagged (not returned), as training
+    cuts them; `truncated` says whether a text lost words so."""
 
     def serve_text(self, text):
         text = clean_text(text, self.max_input_bytes)
@@ -114,12 +120,13 @@ class TokenClassifierServing(_Serving):
         kept_starts = tf.ragged.boolean_mask(starts, kept)
         kept_ends = tf.ragged.boolean_mask(ends, kept)
         return {"words": per_word(words, ""),
-                "tags": per_word(tf.gather(self.labels, tag_id), ""),
+                "tags": per_word(self.label_names(tag_id), ""),
                 "tag_ids": per_word(tag_id, -1),
                 "tag_probabilities": per_word(tf.reduce_max(probabilities, axis=-1), 0.0),
                 "word_starts": char_offsets(text, kept_starts).to_tensor(default_value=-1),
                 "word_ends": char_offsets(text, kept_ends).to_tensor(default_value=-1),
-                "num_words": tf.cast(kept_starts.row_lengths(), tf.int32)}
+                "num_words": tf.cast(kept_starts.row_lengths(), tf.int32),
+                "truncated": kept_starts.row_lengths() < starts.row_lengths()}
 
 
 class SpanQAServing(_Serving):

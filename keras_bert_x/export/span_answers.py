@@ -45,28 +45,32 @@ class SpanAnswerer:
         return starts, lengths, index < tf.expand_dims(count, 1), k
 
     def _best_in_windows(self, start_logits, end_logits, first, length, is_max_context):
-        """Best valid span of each window: (score, start, end positions); -inf if none."""
-        t = self.tokenizer.max_seq_length
+        """Best valid span of each window: (score, start, end positions); -inf if none.
+
+        Only the n_best x n_best pairs of the highest start and end logits are scored, as in
+        `squad_predictions`: [M, n_best, n_best], whatever max_seq_length.
+        """
+        t, k = self.tokenizer.max_seq_length, self.n_best
         position = tf.expand_dims(tf.range(t), 0)
         in_context = (position >= tf.expand_dims(first, 1)) & (
             position < tf.expand_dims(first + length, 1))
-
-        def top(logits):  # [M, T]: among the window's n_best highest
-            best = tf.math.top_k(logits, self.n_best).indices
-            return tf.reduce_any(tf.equal(tf.expand_dims(best, 2), tf.reshape(tf.range(t), [1, 1, t])),
-                                 axis=1)
-
-        start_ok = in_context & is_max_context & top(start_logits)
-        end_ok = in_context & top(end_logits)
-        i, j = tf.expand_dims(tf.range(t), 1), tf.expand_dims(tf.range(t), 0)
-        band = (j >= i) & (j - i < self.max_answer_length)
-        ok = tf.expand_dims(start_ok, 2) & tf.expand_dims(end_ok, 1) & tf.expand_dims(band, 0)
-        scores = tf.expand_dims(start_logits, 2) + tf.expand_dims(end_logits, 1)
-        scores = tf.reshape(tf.where(ok, scores, float("-inf")), [-1, t * t])
+        starts = tf.math.top_k(start_logits, k)
+        ends = tf.math.top_k(end_logits, k)
+        start_ok = tf.gather(in_context & is_max_context, starts.indices, batch_dims=1)
+        end_ok = tf.gather(in_context, ends.indices, batch_dims=1)
+        i, j = tf.expand_dims(starts.indices, 2), tf.expand_dims(ends.indices, 1)
+        ok = (tf.expand_dims(start_ok, 2) & tf.expand_dims(end_ok, 1) & (j >= i)
+              & (j - i < self.max_answer_length))
+        scores = tf.expand_dims(starts.values, 2) + tf.expand_dims(ends.values, 1)
+        scores = tf.reshape(tf.where(ok, scores, float("-inf")), [-1, k * k])
         best = tf.argmax(scores, axis=1, output_type=tf.int32)
-        return tf.reduce_max(scores, axis=1), best // t, best % t
+        return (tf.reduce_max(scores, axis=1),
+                tf.gather(starts.indices, best // k, batch_dims=1),
+                tf.gather(ends.indices, best % k, batch_dims=1))
 
     def __call__(self, question, context):
+        tf.debugging.assert_equal(tf.shape(question), tf.shape(context),
+                                  message="question and context must hold as many strings")
         tok, t = self.tokenizer, self.tokenizer.max_seq_length
         query = tok.tokenize(question)[:, :self.max_query_length]
         query_length = tf.cast(query.row_lengths(), tf.int32)

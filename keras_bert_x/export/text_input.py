@@ -14,24 +14,22 @@ def default_max_bytes(max_seq_length):
 
 
 def clean_text(texts, max_bytes):
-    """Strings [B] as valid UTF-8 of at most `max_bytes` bytes.
-
-    Invalid bytes become U+FFFD (which the tokenizer drops, as BERT's tokenizers drop it), and
-    a string over the cap is cut before its first character that does not fit whole.
-    """
-    texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace",
-                                         replacement_char=0xFFFD)
+    """Strings [B] cut to `max_bytes` bytes, then made valid UTF-8: invalid bytes (and a
+    character the cut split) become U+FFFD, which the tokenizer drops as BERT's tokenizers
+    do. Cutting first bounds the work whatever a request holds (at most 3 * max_bytes bytes
+    come out)."""
     texts = tf.strings.substr(texts, 0, max_bytes)
-    return tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="ignore")
+    return tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace",
+                                        replacement_char=0xFFFD)
 
 
 def char_offsets(texts, byte_offsets):
     """Byte offsets into `texts` [B] (ragged [B, (N)]) as character (code point) offsets, the
     way Python indexes a `str`; an offset at the end of a text maps to its length."""
     _, char_starts = tf.strings.unicode_decode_with_offsets(texts, "UTF-8")
-    limit = tf.int64.max
-    table = tf.cast(char_starts, tf.int64).to_tensor(default_value=limit)
+    limit = tf.int32.max
+    table = tf.cast(char_starts, tf.int32).to_tensor(default_value=limit)
     table = tf.concat([table, tf.fill([tf.shape(table)[0], 1], limit)], axis=1)
-    dense = tf.cast(byte_offsets, tf.int64).to_tensor(default_value=0)
+    dense = tf.cast(byte_offsets, tf.int32).to_tensor(default_value=0)
     chars = tf.searchsorted(table, dense, side="left", out_type=tf.int32)
     return tf.RaggedTensor.from_tensor(chars, lengths=byte_offsets.row_lengths())

@@ -103,7 +103,10 @@ def convert_to_tflite(model_dir, output, quantize="none", with_tokenizer=False,
         raise BertInputError(f"{output}: exists (pass --overwrite to replace it)")
     if os.path.isdir(output):
         raise BertInputError(f"{output}: is a directory")
-    model, _ = load_model(model_dir)
+    model, source = load_model(model_dir)
+    if sentence_pairs and type(model).__name__ != "BertClassifier":
+        raise BertInputError(f"{source}: sentence pairs are for classifiers, not "
+                             f"{type(model).__name__}")
     input_names = text_input_names(model, sentence_pairs)
     tokenizer = make_tokenizer(model, max_seq_length)
     calibration = None

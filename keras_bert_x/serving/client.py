@@ -146,7 +146,8 @@ def main(argv):
     if not inputs:
         print("error: nothing to send: give texts, or --field NAME=VALUE", file=sys.stderr)
         return 1
-    client = ServingClient(FLAGS.server, FLAGS.model, FLAGS.protocol, FLAGS.signature_name,
+    server = FLAGS.server or f"localhost:{REST_PORT if FLAGS.protocol == 'rest' else GRPC_PORT}"
+    client = ServingClient(server, FLAGS.model, FLAGS.protocol, FLAGS.signature_name,
                            FLAGS.version, FLAGS.timeout)
     try:
         outputs = client.predict(inputs)
@@ -161,8 +162,8 @@ def main(argv):
 def _define_flags():
     from absl import flags
 
-    flags.DEFINE_string("server", f"localhost:{REST_PORT}", "HOST:PORT of TF Serving (REST "
-                        f"port {REST_PORT}, gRPC port {GRPC_PORT} by default).")
+    flags.DEFINE_string("server", None, "HOST:PORT of TF Serving (default: localhost, port "
+                        f"{REST_PORT} for REST, {GRPC_PORT} for gRPC).")
     flags.DEFINE_string("model", None, "Model name (its folder in the server's base path).")
     flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "REST JSON or gRPC.")
     flags.DEFINE_string("signature_name", "serving_default", "Signature to call.")

@@ -120,6 +120,7 @@ class BertTokenizer(keras.layers.Layer):
             lower_case_nfd_strip_accents=tflite_compatible and lower_case,
             support_detokenization=True)
         self._is_suffix = tf.constant([t.startswith("##") for t in self.vocabulary])
+        self._offsets_wordpiece = None  # built when first needed (see piece_offsets)
         self.built = True
 
     @property
@@ -203,29 +204,38 @@ class BertTokenizer(keras.layers.Layer):
         return words.with_flat_values(pieces), starts, ends
 
     def piece_offsets(self, words, pieces):
-        """(begins, ends): byte offsets of each of `pieces` [N, (P)] (`tokenize(words)`) inside
-        its word in `words` [N], ragged like `pieces`.
+        """(begins, ends): byte offsets of each of `pieces` [N, (P)] (`tokenize(words)`) in
+        its word of `words` [N] as written (before normalisation), ragged like `pieces`.
 
-        Exact where normalisation keeps a word's bytes (ASCII, lower-casing of most letters);
-        elsewhere, and for a word that became [UNK], every piece spans its whole word.
+        tf-text's own normalising WordPiece (lower-case, NFD, accents dropped) maps its pieces
+        back to the raw bytes; where its pieces of a word are not exactly ours (compatibility
+        characters, control characters, a word that became [UNK]), every piece of that word
+        spans the whole word.
         """
-        normalized = self.normalize(words)
-        _, begins, ends = self._wordpiece.tokenize_with_offsets(normalized)
-        exact = tf.logical_and(
-            tf.equal(tf.strings.length(normalized), tf.strings.length(words)),
-            tf.equal(begins.row_lengths(), pieces.row_lengths()))
+        if self._offsets_wordpiece is None:
+            self._offsets_wordpiece = tf_text.FastBertTokenizer(
+                list(self.vocabulary), token_out_type=tf.int32, unknown_token="[UNK]",
+                max_bytes_per_word=self.max_chars_per_word * 4,
+                lower_case_nfd_strip_accents=self.lower_case and self.strip_accents)
+        ids, begins, ends = self._offsets_wordpiece.tokenize_with_offsets(words)
         row = pieces.value_rowids()
         within = tf.range(tf.size(pieces.flat_values, out_type=tf.int64)) - tf.gather(
             pieces.row_splits, row)
         at = tf.minimum(tf.gather(begins.row_splits, row) + within,
-                        tf.maximum(tf.size(begins.flat_values, out_type=tf.int64) - 1, 0))
-        exact_piece = tf.gather(exact, row)
-        begins_flat = tf.concat([begins.flat_values, [0]], 0)
-        ends_flat = tf.concat([ends.flat_values, [0]], 0)
+                        tf.maximum(tf.size(ids.flat_values, out_type=tf.int64) - 1, 0))
+
+        def aligned(values):  # the other tokenizer's value at each of our pieces
+            return tf.gather(tf.concat([values.flat_values, tf.zeros([1], values.dtype)], 0), at)
+
+        same_count = tf.equal(ids.row_lengths(), pieces.row_lengths())
+        same_piece = tf.logical_and(tf.gather(same_count, row),
+                                    tf.equal(aligned(ids), pieces.flat_values))
+        exact_word = tf.math.unsorted_segment_min(
+            tf.cast(same_piece, tf.int32), row, tf.shape(words, out_type=tf.int64)[0]) > 0
+        exact = tf.gather(exact_word, row)
         word_length = tf.cast(tf.gather(tf.strings.length(words), row), tf.int64)
-        return (pieces.with_flat_values(tf.where(exact_piece, tf.gather(begins_flat, at), 0)),
-                pieces.with_flat_values(tf.where(exact_piece, tf.gather(ends_flat, at),
-                                                 word_length)))
+        return (pieces.with_flat_values(tf.where(exact, aligned(begins), 0)),
+                pieces.with_flat_values(tf.where(exact, aligned(ends), word_length)))
 
     def word_pieces(self, texts, batch_size=4096):
         """Python lists [text][word][piece ids] of `tokenize_words`, run in batches."""

@@ -19,8 +19,10 @@ TEXTS = ["Barack Obama visited Paris with Angela Merkel in 2009.",
          "Café naïve — über Straße, 東京 and Ελλάδα.",
          "John Smith lives in New York and works for the United Nations in Geneva, "
          "Switzerland, where he met Mary Jones from London during the long winter of 2011."]
-QUESTIONS = ["Who visited Paris?", "When did it happen?", "Where does John live?", "What?", ""]
-CONTEXTS = [TEXTS[0], "It happened in 1999 (on a Sunday), said Dr. Who.", TEXTS[5] * 3, "", "x"]
+QUESTIONS = ["Who visited Paris?", "When did it happen?", "Where does John live?", "What?", "",
+             "Wo wohnt José?"]
+CONTEXTS = [TEXTS[0], "It happened in 1999 (on a Sunday), said Dr. Who.", TEXTS[5] * 3, "", "x",
+            "José Müller wohnt in Zürich, am Zürichsee; er mag Crème brûlée (sehr) gern. " * 4]
 
 # What TF Serving does: a process with TensorFlow and the tf-text ops, nothing of ours.
 FRESH_PROCESS = """
@@ -155,10 +157,6 @@ def test_warmup_requests_parse_and_replay(exports, kind):
         assert all(v.shape[0] == len(next(iter(inputs.values()))) for v in out.values())
 
 
-def _capped(n):
-    return "good " * n
-
-
 @pytest.mark.parametrize("kind", ["classifier", "token_classifier", "span_qa"])
 def test_serving_default_survives_hostile_requests(exports, kind):
     signature = tf.saved_model.load(exports[kind]).signatures["serving_default"]
@@ -176,11 +174,80 @@ def test_serving_default_survives_hostile_requests(exports, kind):
             assert value.shape[0] == len(batch), name
             if value.dtype.is_floating:
                 assert np.isfinite(value.numpy()).all(), name
-    # A huge request is cut to the byte cap before tokenizing: 10 MB answers as its first
-    # max_input_bytes do.
+    # Only the first max_input_bytes of a request are read: words past the cap do not exist.
     with open(os.path.join(exports[kind], "assets.extra", "keras_bert_x.json")) as f:
         cap = json.load(f)["max_input_bytes"]
-    huge = "word " * 2_000_000
-    cut = huge[:cap * (8 if kind == "span_qa" else 1)]
-    for name, value in serve([huge]).items():
-        np.testing.assert_array_equal(value.numpy(), serve([cut])[name].numpy())
+    padded = " " * cap * (8 if kind == "span_qa" else 1) + "word " * 2_000_000
+    out = serve([padded])
+    if kind == "token_classifier":
+        assert out["num_words"].numpy().tolist() == [0]
+    if kind == "span_qa":
+        assert out["start"].numpy().tolist() == [-1]
+
+
+def test_token_classifier_says_which_texts_lost_words(exports):
+    signature = tf.saved_model.load(exports["token_classifier"]).signatures["serving_default"]
+    out = signature(text=tf.constant([TEXTS[0], TEXTS[5]]))
+    assert out["truncated"].numpy().tolist() == [False, True]
+
+
+def test_span_qa_reads_at_most_max_windows_windows(exports, model_dirs, vocab_file):
+    import keras_bert_x as kbx
+
+    context = TEXTS[5] * 12
+    out = tf.saved_model.load(exports["span_qa"]).signatures["serving_default"](
+        question=tf.constant(["Where?"]), context=tf.constant([context]))
+    # Window k starts k * doc_stride pieces in; 8 windows cover the words whose pieces start
+    # before 7 * stride + room.
+    tok = kbx.BertTokenizer(vocab_file, max_seq_length=QA_OPTIONS["max_seq_length"])
+    room = QA_OPTIONS["max_seq_length"] - len(tok.tokenize(["Where?"]).to_list()[0]) - 3
+    covered, seen, end = 7 * QA_OPTIONS["doc_stride"] + room, 0, 0
+    for word, pieces in zip(context.split(" "), tok.word_pieces([context])[0]):
+        if seen >= covered:
+            break
+        seen += len(pieces)
+        end = context.index(word, end) + len(word)
+    assert seen < len(tok.word_pieces([context])[0]) * 2  # the context is longer than that
+    assert 0 <= out["end"].numpy()[0] <= end
+
+
+def test_mismatched_question_and_context_batches_are_refused(exports):
+    signature = tf.saved_model.load(exports["span_qa"]).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="as many strings"):
+        signature(question=tf.constant(["a", "b"]), context=tf.constant(["c"]))
+
+
+def test_sentence_pair_and_regression_classifiers(model_dirs, tmp_path):
+    import keras_bert_x as kbx
+    from keras_bert_x.export.savedmodel import export_saved_model
+
+    pairs = export_saved_model(model_dirs["classifier"], tmp_path / "pairs", max_seq_length=24,
+                               sentence_pairs=True)
+    model = kbx.BertClassifier.from_pretrained(model_dirs["classifier"])
+    tok = kbx.BertTokenizer(model.vocabulary, max_seq_length=24)
+    out = tf.saved_model.load(pairs).signatures["serving_default"](
+        text=tf.constant(TEXTS), text_b=tf.constant(TEXTS[::-1]))
+    expected = tf.nn.softmax(model(tok((TEXTS, TEXTS[::-1])))).numpy()
+    np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
+
+    regression = kbx.BertClassifier(model.encoder, num_classes=1)
+    regression.vocabulary = model.vocabulary
+    regression.save_pretrained(tmp_path / "regression_model")
+    path = export_saved_model(tmp_path / "regression_model", tmp_path / "regression",
+                              max_seq_length=24)
+    out = tf.saved_model.load(path).signatures["serving_default"](text=tf.constant(TEXTS))
+    assert list(out) == ["score"]
+    np.testing.assert_allclose(out["score"], regression(tok(TEXTS)).numpy()[:, 0], atol=1e-5)
+
+
+def test_a_fine_tuning_run_directory_exports_its_best_model(model_dirs, tmp_path):
+    import pathlib
+
+    from keras_bert_x.export.savedmodel import resolve_model_dir
+    from tests.helpers import copy_dir
+
+    (tmp_path / "run").mkdir()
+    copy_dir(pathlib.Path(model_dirs["classifier"]), tmp_path / "run" / "final")
+    assert resolve_model_dir(str(tmp_path / "run")) == str(tmp_path / "run" / "final")
+    copy_dir(pathlib.Path(model_dirs["classifier"]), tmp_path / "run" / "best")
+    assert resolve_model_dir(str(tmp_path / "run")) == str(tmp_path / "run" / "best")

@@ -13,6 +13,8 @@ from keras_bert_x.export.tflite_runner import TFLiteModel
 from tests.helpers import SENTENCES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# As a user runs the commands: no log level of ours (the test session sets one).
+USER_ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 LENGTH = 32
 
 
@@ -116,13 +118,18 @@ def test_tokenizer_in_graph_gives_bert_tokenizer_ids_on_the_whole_bundled_corpus
                                                                                   tmp_path):
     from keras_bert_x.data.corpus import bundled_documents
 
-    length = 64  # the fixture's max_position_embeddings
+    length = 256  # Brown lines rarely reach it: whole lines are compared
+    model = kbx.BertClassifier.from_pretrained(model_dirs["classifier"])
+    config = kbx.BertConfig.from_preset("bert_tiny", vocab_size=30522, num_hidden_layers=1,
+                                        max_position_embeddings=length)
+    wide = kbx.BertClassifier(kbx.BertEncoder(config), labels=model.labels)
+    wide.vocabulary = model.vocabulary
+    wide.save_pretrained(tmp_path / "model")
     path = tmp_path / "text.tflite"
-    convert_to_tflite(model_dirs["classifier"], path, max_seq_length=length, with_tokenizer=True)
+    convert_to_tflite(tmp_path / "model", path, max_seq_length=length, with_tokenizer=True)
     lite = TFLiteModel(str(path))
     lines = [line for document in bundled_documents() for line in document.splitlines()]
-    tok = kbx.BertTokenizer(kbx.BertClassifier.from_pretrained(model_dirs["classifier"]).vocabulary,
-                            max_seq_length=length)
+    tok = kbx.BertTokenizer(model.vocabulary, max_seq_length=length)
     differ = []
     for start in range(0, len(lines), 4096):
         chunk = lines[start:start + 4096]
@@ -138,7 +145,7 @@ def test_tokenizer_in_graph_gives_bert_tokenizer_ids_on_the_whole_bundled_corpus
 def _run(script, *args):
     return subprocess.run([sys.executable, os.path.join(ROOT, "export", script), *args],
                           capture_output=True, text=True, timeout=600, cwd=ROOT,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                          env=USER_ENV)
 
 
 def _one_error_line(run):
@@ -161,6 +168,8 @@ def test_tflite_command_line_refuses_bad_input(model_dirs, representative, tmp_p
         (["--model_dir", str(tmp_path / "missing"), "--output", out], "no such model directory"),
         (["--model_dir", model_dirs["pretrainer"], "--output", out], "BertPretrainer"),
         (["--model_dir", str(tmp_path), "--output", out], "not a keras_bert_x model directory"),
+        (["--model_dir", model_dirs["span_qa"], "--output", out, "--sentence_pairs"],
+         "sentence pairs are for classifiers"),
     ]
     for args, message in cases:
         assert message in _one_error_line(_run("tflite.py", *args, "--max_seq_length=32")), args
