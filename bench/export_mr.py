@@ -75,7 +75,7 @@ def text_forms(model_dir, files, test, repeats=50):
 # GELU, tanh and the feed-forward output dense: `keras_bert_x.export.tflite.FLOAT_OPS`).
 LAYER_NORM = ["SUB", "MUL", "MEAN", "SQUARED_DIFFERENCE", "RSQRT"]
 ABLATION = {"every op int8": [],
-            "softmax and the mask's add in float": ["SOFTMAX", "ADD"],
+            "softmax and every add (the mask's, residuals) in float": ["SOFTMAX", "ADD"],
             "+ LayerNorm in float": ["SOFTMAX", "ADD", *LAYER_NORM],
             "+ both attention matmuls in float": ["SOFTMAX", "ADD", *LAYER_NORM, "BATCH_MATMUL"]}
 

@@ -149,9 +149,13 @@ def export_saved_model(model_dir, export_dir, version=None, max_seq_length=128,
         examples = {k: list(v) for k, v in serving.examples.items()}
         write_warmup(saved, name, [examples, {k: v[:1] for k, v in examples.items()}])
         _write_metadata(saved, model, tokenizer, serving, source, max_input_bytes)
-        if os.path.exists(final):  # made by someone else meanwhile: rename would replace it
+        # Not os.mkdir(final) first: a server polling export_dir would see an empty version.
+        if os.path.exists(final):
             raise BertInputError(f"{final}: appeared while exporting; left as it is")
-        os.rename(saved, final)
+        try:
+            os.rename(saved, final)
+        except OSError as e:
+            raise BertInputError(f"{final}: cannot move the export into place ({e})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final

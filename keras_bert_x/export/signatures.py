@@ -89,9 +89,10 @@ class TokenClassifierServing(_Serving):
     """`text` -> its words (split on whitespace), each word's tag from its first WordPiece:
     `words`, `tags`, `tag_ids`, `tag_probabilities`, `word_starts`, `word_ends`, `num_words`.
     Words that do not fit whole in max_seq_length are not tagged (not returned), as training
-    cuts them; `truncated` says whether a text lost words so."""
+    cuts them; `truncated` says whether a text lost words so (or to the byte cap)."""
 
     def serve_text(self, text):
+        cut = tf.strings.length(text) > self.max_input_bytes  # words past the cap are lost too
         text = clean_text(text, self.max_input_bytes)
         tok, length = self.tokenizer, self.tokenizer.max_seq_length
         pieces, starts, ends = tok.tokenize_words(text)
@@ -126,7 +127,7 @@ class TokenClassifierServing(_Serving):
                 "word_starts": char_offsets(text, kept_starts).to_tensor(default_value=-1),
                 "word_ends": char_offsets(text, kept_ends).to_tensor(default_value=-1),
                 "num_words": tf.cast(kept_starts.row_lengths(), tf.int32),
-                "truncated": kept_starts.row_lengths() < starts.row_lengths()}
+                "truncated": (kept_starts.row_lengths() < starts.row_lengths()) | cut}
 
 
 class SpanQAServing(_Serving):

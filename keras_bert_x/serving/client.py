@@ -107,6 +107,8 @@ class ServingClient:
             except ValueError:
                 pass
             raise RuntimeError(f"{self.server}: HTTP {e.code}: {detail}") from None
+        except urllib.error.URLError as e:
+            raise RuntimeError(f"{self.server}: cannot reach the server ({e.reason})") from None
 
     def _predict_grpc(self, inputs):
         import grpc

@@ -213,10 +213,8 @@ class BertTokenizer(keras.layers.Layer):
         spans the whole word.
         """
         if self._offsets_wordpiece is None:
-            self._offsets_wordpiece = tf_text.FastBertTokenizer(
-                list(self.vocabulary), token_out_type=tf.int32, unknown_token="[UNK]",
-                max_bytes_per_word=self.max_chars_per_word * 4,
-                lower_case_nfd_strip_accents=self.lower_case and self.strip_accents)
+            with tf.init_scope():  # its model is a constant: make it outside any graph trace
+                self._offsets_wordpiece = self._offsets_tokenizer()
         ids, begins, ends = self._offsets_wordpiece.tokenize_with_offsets(words)
         row = pieces.value_rowids()
         within = tf.range(tf.size(pieces.flat_values, out_type=tf.int64)) - tf.gather(
@@ -236,6 +234,12 @@ class BertTokenizer(keras.layers.Layer):
         word_length = tf.cast(tf.gather(tf.strings.length(words), row), tf.int64)
         return (pieces.with_flat_values(tf.where(exact, aligned(begins), 0)),
                 pieces.with_flat_values(tf.where(exact, aligned(ends), word_length)))
+
+    def _offsets_tokenizer(self):
+        return tf_text.FastBertTokenizer(
+            list(self.vocabulary), token_out_type=tf.int32, unknown_token="[UNK]",
+            max_bytes_per_word=self.max_chars_per_word * 4,
+            lower_case_nfd_strip_accents=self.lower_case and self.strip_accents)
 
     def word_pieces(self, texts, batch_size=4096):
         """Python lists [text][word][piece ids] of `tokenize_words`, run in batches."""

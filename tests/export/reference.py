@@ -57,6 +57,8 @@ def span_qa(model_dir, questions, contexts, tmp_path, max_seq_length, doc_stride
     data = read_squad(path, is_training=False)
     features = squad_features(tok, data, max_seq_length=max_seq_length, doc_stride=doc_stride,
                               max_query_length=max_query_length)
+    # The export reads at most max_windows (8) windows per context; this reference reads all.
+    assert np.bincount(features.example_index).max() <= 8, "a context needs more than 8 windows"
     logits = model.predict({k: features.arrays[k] for k in INPUT_NAMES}, verbose=0)
     _, nbest = squad_predictions(data, features, logits["start_logits"], logits["end_logits"],
                                  model.vocabulary)

@@ -179,8 +179,11 @@ def test_serving_default_survives_hostile_requests(exports, kind):
         cap = json.load(f)["max_input_bytes"]
     padded = " " * cap * (8 if kind == "span_qa" else 1) + "word " * 2_000_000
     out = serve([padded])
+    if kind == "classifier":
+        np.testing.assert_array_equal(out["probabilities"], serve([b""])["probabilities"])
     if kind == "token_classifier":
         assert out["num_words"].numpy().tolist() == [0]
+        assert out["truncated"].numpy().tolist() == [True]
     if kind == "span_qa":
         assert out["start"].numpy().tolist() == [-1]
 
@@ -191,30 +194,43 @@ def test_token_classifier_says_which_texts_lost_words(exports):
     assert out["truncated"].numpy().tolist() == [False, True]
 
 
-def test_span_qa_reads_at_most_max_windows_windows(exports, model_dirs, vocab_file):
+def test_span_qa_reads_at_most_max_windows_windows(exports, vocab_file):
     import keras_bert_x as kbx
 
+    signature = tf.saved_model.load(exports["span_qa"]).signatures["serving_default"]
     context = TEXTS[5] * 12
-    out = tf.saved_model.load(exports["span_qa"]).signatures["serving_default"](
-        question=tf.constant(["Where?"]), context=tf.constant([context]))
     # Window k starts k * doc_stride pieces in; 8 windows cover the words whose pieces start
-    # before 7 * stride + room.
+    # before 7 * stride + room: the context cut after them answers the same.
     tok = kbx.BertTokenizer(vocab_file, max_seq_length=QA_OPTIONS["max_seq_length"])
     room = QA_OPTIONS["max_seq_length"] - len(tok.tokenize(["Where?"]).to_list()[0]) - 3
     covered, seen, end = 7 * QA_OPTIONS["doc_stride"] + room, 0, 0
-    for word, pieces in zip(context.split(" "), tok.word_pieces([context])[0]):
+    words = tok.word_pieces([context])[0]
+    for word, pieces in zip(context.split(" "), words):
         if seen >= covered:
             break
         seen += len(pieces)
         end = context.index(word, end) + len(word)
-    assert seen < len(tok.word_pieces([context])[0]) * 2  # the context is longer than that
-    assert 0 <= out["end"].numpy()[0] <= end
+    assert seen < sum(len(p) for p in words)  # the context is longer than 8 windows
+    whole, cut = (signature(question=tf.constant(["Where?"]), context=tf.constant([c]))
+                  for c in (context, context[:end]))
+    for name in whole:
+        assert whole[name].numpy().tolist() == cut[name].numpy().tolist(), name
 
 
 def test_mismatched_question_and_context_batches_are_refused(exports):
     signature = tf.saved_model.load(exports["span_qa"]).signatures["serving_default"]
     with pytest.raises(tf.errors.InvalidArgumentError, match="as many strings"):
         signature(question=tf.constant(["a", "b"]), context=tf.constant(["c"]))
+
+
+def test_label_names_come_from_the_labels_asset(exports, tmp_path):
+    import shutil
+
+    copy = tmp_path / "1"
+    shutil.copytree(exports["classifier"], copy)
+    (copy / "assets" / "labels.txt").write_text("bad\ngood\n", encoding="utf-8")
+    out = tf.saved_model.load(str(copy)).signatures["serving_default"](text=tf.constant(TEXTS))
+    assert set(out["label"].numpy().tolist()) <= {b"bad", b"good"}
 
 
 def test_sentence_pair_and_regression_classifiers(model_dirs, tmp_path):
@@ -225,10 +241,12 @@ def test_sentence_pair_and_regression_classifiers(model_dirs, tmp_path):
                                sentence_pairs=True)
     model = kbx.BertClassifier.from_pretrained(model_dirs["classifier"])
     tok = kbx.BertTokenizer(model.vocabulary, max_seq_length=24)
-    out = tf.saved_model.load(pairs).signatures["serving_default"](
-        text=tf.constant(TEXTS), text_b=tf.constant(TEXTS[::-1]))
+    signature = tf.saved_model.load(pairs).signatures["serving_default"]
+    out = signature(text=tf.constant(TEXTS), text_b=tf.constant(TEXTS[::-1]))
     expected = tf.nn.softmax(model(tok((TEXTS, TEXTS[::-1])))).numpy()
     np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="as many strings"):
+        signature(text=tf.constant(TEXTS), text_b=tf.constant(TEXTS[:2]))
 
     regression = kbx.BertClassifier(model.encoder, num_classes=1)
     regression.vocabulary = model.vocabulary
@@ -240,7 +258,7 @@ def test_sentence_pair_and_regression_classifiers(model_dirs, tmp_path):
     np.testing.assert_allclose(out["score"], regression(tok(TEXTS)).numpy()[:, 0], atol=1e-5)
 
 
-def test_a_fine_tuning_run_directory_exports_its_best_model(model_dirs, tmp_path):
+def test_a_fine_tuning_run_directory_resolves_to_best_then_final(model_dirs, tmp_path):
     import pathlib
 
     from keras_bert_x.export.savedmodel import resolve_model_dir

@@ -44,7 +44,10 @@ def test_piece_offsets_point_into_the_raw_words(vocab_file):
         for piece, start, end in zip(ids, b, e):
             span = raw[start:end].decode("utf-8")  # never a cut character
             text = vocab[piece].removeprefix("##")
-            assert _normalized(span) == text or (start, end) == (0, len(raw)), (word, piece)
+            if word in ("ﬁne", "Ⱥ.ẞ", "x" * 120):  # compatibility, changed length, [UNK]
+                assert _normalized(span) == text or (start, end) == (0, len(raw)), word
+            else:
+                assert _normalized(span) == text, (word, vocab[piece], span)
     zurich = tok.tokenize(["Zürich."]).to_list()[0]
     assert [vocab[i] for i in zurich] == ["zurich", "."]
     assert (begins.to_list()[0], ends.to_list()[0]) == ([0, 7], [7, 8])  # "Zürich", "."

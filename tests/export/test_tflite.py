@@ -16,6 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # As a user runs the commands: no log level of ours (the test session sets one).
 USER_ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 LENGTH = 32
+BROWN_LINES = 57340  # lines of the bundled Brown corpus
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +139,7 @@ def test_tokenizer_in_graph_gives_bert_tokenizer_ids_on_the_whole_bundled_corpus
             got = lite(text=np.array([line], dtype=object))["input_word_ids"][0]
             if not np.array_equal(got, expected[i]):
                 differ.append(line)
-    assert len(lines) > 50_000
+    assert len(lines) == BROWN_LINES
     assert differ == []
 
 
@@ -196,11 +197,16 @@ def test_savedmodel_command_line_refuses_bad_input_and_never_overwrites(model_di
          "max_position_embeddings"),
         (["--model_dir", model_dirs["token_classifier"], "--sentence_pairs"],
          "sentence pairs are for classifiers"),
+        (["--model_dir", model_dirs["classifier"], "--max_input_bytes", "0"],
+         "--max_input_bytes must be >= 1"),
     ]
     for args, message in cases:
         run = _run("savedmodel.py", "--max_seq_length=16", *args, "--export_dir", str(export_dir))
         assert message in _one_error_line(run), args
     assert os.listdir(export_dir) == ["1"] and sorted(os.listdir(export_dir / "1")) == before
+    version_folder = _run("savedmodel.py", "--model_dir", model_dirs["classifier"],
+                          "--export_dir", str(export_dir / "1"))
+    assert "looks like a version folder" in _one_error_line(version_folder)
     again = _run("savedmodel.py", "--model_dir", model_dirs["classifier"], "--export_dir",
                  str(export_dir), "--max_seq_length", "16")
     assert again.returncode == 0 and sorted(os.listdir(export_dir)) == ["1", "2"]

@@ -51,7 +51,7 @@ def test_parity_report_refuses_bad_input(model_dirs, tmp_path):
               "not found"),
              (["--model_dir", model_dirs["encoder"], "--eval_file", __file__], "no parity report"),
              (["--model_dir", model_dirs["classifier"], "--eval_file", __file__,
-               "--tflite", str(tmp_path / "missing.tflite")], "not found")]
+               "--tflite", str(tmp_path / "missing.tflite")], "missing.tflite: not found")]
     for args, message in cases:
         result = run(*args, f"--max_seq_length={MAX_SEQ_LENGTH}")
         assert result.returncode == 1, result.stderr

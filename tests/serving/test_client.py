@@ -18,17 +18,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TEXTS = ["A gripping, beautifully acted film.", "Dull.", "naïve 東京", ""]
 
 
-def _assert_same(a, b):
-    assert sorted(a) == sorted(b)
-    for name in a:
-        if a[name].dtype == object or b[name].dtype == object:
-            assert a[name].tolist() == [x.decode() if isinstance(x, bytes) else x
-                                        for x in b[name].ravel().tolist()] or \
-                a[name].tolist() == b[name].tolist(), name
-        else:
-            np.testing.assert_allclose(a[name], b[name], atol=1e-6, err_msg=name)
-
-
 def test_grpc_request_and_rest_body_feed_the_signature_alike(servers):
     _, _, saved_models = servers
     inputs = {"question": ["Who visited Paris?"], "context": ["Obama visited Paris in 2009."]}
@@ -74,12 +63,14 @@ def test_client_command_line_prints_one_json_line_per_text(servers, protocol):
 
 def test_client_command_line_reports_an_unknown_model_and_a_dead_server(servers):
     rest, _, _ = servers
-    for server, model in ((rest, "nope"), ("127.0.0.1:9", "classifier")):
+    for server, model, message in ((rest, "nope", "HTTP 404"),
+                                   ("127.0.0.1:9", "classifier", "Connection refused")):
         run = subprocess.run([sys.executable, "-m", "keras_bert_x.serving.client", "--model",
                               model, "--server", server, "--timeout", "5", "text"],
                              capture_output=True, text=True, timeout=300, cwd=ROOT)
         assert run.returncode == 1
         assert run.stderr.strip().startswith("error: ") and len(run.stderr.strip().splitlines()) == 1
+        assert message in run.stderr, run.stderr
 
 
 def _free_port():
