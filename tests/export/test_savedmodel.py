@@ -22,7 +22,7 @@ TEXTS = ["Barack Obama visited Paris with Angela Merkel in 2009.",
 QUESTIONS = ["Who visited Paris?", "When did it happen?", "Where does John live?", "What?", "",
              "Wo wohnt José?"]
 CONTEXTS = [TEXTS[0], "It happened in 1999 (on a Sunday), said Dr. Who.", TEXTS[5] * 3, "", "x",
-            "José Müller wohnt in Zürich, am Zürichsee; er mag Crème brûlée (sehr) gern. " * 4]
+            "José Müller wohnt in Zürich, am Zürichsee; er mag Crème brûlée (sehr) gern. " * 3]
 
 # What TF Serving does: a process with TensorFlow and the tf-text ops, nothing of ours.
 FRESH_PROCESS = """
