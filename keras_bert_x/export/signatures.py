@@ -65,8 +65,8 @@ class ClassifierServing(_Serving):
     def __init__(self, model, tokenizer, max_input_bytes, sentence_pairs=False):
         super().__init__(model, tokenizer, max_input_bytes)
         self.sentence_pairs = sentence_pairs
+        self.text_inputs = text_input_names(model, sentence_pairs)
         if sentence_pairs:
-            self.text_inputs = ("text", "text_b")
             self.examples = {"text": EXAMPLE_TEXTS, "text_b": EXAMPLE_TEXTS[::-1]}
 
     def serve_text(self, text, text_b=None):
@@ -158,15 +158,25 @@ class EncoderServing(_Serving):
         return {**out, "input_mask": features["input_mask"]}
 
 
+def text_input_names(model, sentence_pairs=False):
+    """The string inputs `model` is served with (also those of a tokenizer-in-graph TFLite)."""
+    from keras_bert_x import models
+
+    if sentence_pairs and not isinstance(model, models.BertClassifier):
+        raise ValueError(f"sentence pairs are for classifiers, not {type(model).__name__}")
+    if isinstance(model, models.BertSpanQA):
+        return SpanQAServing.text_inputs
+    return ("text", "text_b") if sentence_pairs else ("text",)
+
+
 def serving_for(model, tokenizer, max_input_bytes, sentence_pairs=False, **window_options):
     """The serving functions of one of our models (a classifier, a token classifier, a span QA
     model or a bare encoder)."""
     from keras_bert_x import models
 
+    text_input_names(model, sentence_pairs)  # refuses sentence pairs for other models
     if isinstance(model, models.BertClassifier):
         return ClassifierServing(model, tokenizer, max_input_bytes, sentence_pairs)
-    if sentence_pairs:
-        raise ValueError(f"sentence pairs are for classifiers, not {type(model).__name__}")
     if isinstance(model, models.BertTokenClassifier):
         return TokenClassifierServing(model, tokenizer, max_input_bytes)
     if isinstance(model, models.BertSpanQA):

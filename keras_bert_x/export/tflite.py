@@ -22,18 +22,10 @@ import tensorflow as tf
 
 from keras_bert_x.errors import BertInputError
 from keras_bert_x.export.savedmodel import load_model, make_tokenizer
-from keras_bert_x.export.signatures import model_outputs
+from keras_bert_x.export.signatures import model_outputs, text_input_names
 from keras_bert_x.models.encoder import INPUT_NAMES
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
-
-
-def text_input_names(model, sentence_pairs=False):
-    from keras_bert_x.models import BertSpanQA
-
-    if isinstance(model, BertSpanQA):
-        return ("question", "context")
-    return ("text", "text_b") if sentence_pairs else ("text",)
 
 
 def read_representative_text(path, input_names, limit):
@@ -104,10 +96,10 @@ def convert_to_tflite(model_dir, output, quantize="none", with_tokenizer=False,
     if os.path.isdir(output):
         raise BertInputError(f"{output}: is a directory")
     model, source = load_model(model_dir)
-    if sentence_pairs and type(model).__name__ != "BertClassifier":
-        raise BertInputError(f"{source}: sentence pairs are for classifiers, not "
-                             f"{type(model).__name__}")
-    input_names = text_input_names(model, sentence_pairs)
+    try:
+        input_names = text_input_names(model, sentence_pairs)
+    except ValueError as e:
+        raise BertInputError(f"{source}: {e}") from None
     tokenizer = make_tokenizer(model, max_seq_length)
     calibration = None
     if quantize == "int8":
@@ -189,7 +181,8 @@ def int8_quantization(converter, calibration, float_ops=None):
 
 
 def _float_model_ops(converter):
-    """(ops, tensors) of the float conversion of `converter`'s model, for picking nodes."""
+    """(interpreter, ops, tensors by index) of the float conversion of `converter`'s model,
+    for naming its inputs and picking nodes."""
     from ai_edge_litert.interpreter import Interpreter
 
     optimizations, converter.optimizations = converter.optimizations, []

@@ -80,14 +80,12 @@ def task_results(evaluation, logits):
     outputs = logits["logits"] if set(logits) == {"logits"} else {
         k: tf.constant(v) for k, v in logits.items()}
     arrays = {k: np.asarray(v) for k, v in task.prediction_outputs(batch, outputs).items()}
+    if "start_logits" in logits:  # answers post-processed once, for both uses
+        answers = task.answers(arrays)
+        metric = task.answer_metrics(answers)[evaluation.metric]
+        return np.array([answers[e.qid] for e in task.data.examples], dtype=object), float(metric)
     metric = task.host_metrics(arrays)[evaluation.metric]
-    if "start_logits" in logits:
-        from keras_bert_x.data.tasks.squad_postprocess import squad_predictions
-
-        answers, _ = squad_predictions(task.data, task.features, arrays["start_logits"],
-                                       arrays["end_logits"], task.vocabulary, **task.postprocess)
-        predictions = np.array([answers[e.qid] for e in task.data.examples], dtype=object)
-    elif "labels" in features and np.ndim(features["labels"]) == 2:  # tags at first pieces
+    if "labels" in features and np.ndim(features["labels"]) == 2:  # tags at first pieces
         predictions = arrays["predictions"][features["labels"] >= 0]
     else:
         predictions = arrays["predictions"]
@@ -96,6 +94,12 @@ def task_results(evaluation, logits):
 
 def _ids(features):
     return {k: np.asarray(features[k], np.int32) for k in INPUT_NAMES}
+
+
+def _single_rows(ids, count):
+    """The first `count` examples of `ids`, each as a batch of one."""
+    return [{k: v[i:i + 1] for k, v in ids.items()}
+            for i in range(min(count, len(ids["input_word_ids"])))]
 
 
 def keras_logits(model, features, batch_size=64):
@@ -163,8 +167,7 @@ def tflite_logits(path, features, repeats):
         raise BertInputError(f"{path}: converted for {width} tokens, the evaluation has "
                              f"{ids['input_word_ids'].shape[1]} (--max_seq_length)")
     logits = lite.predict(ids)
-    rows = [{k: v[i:i + 1] for k, v in ids.items()} for i in range(len(ids["input_word_ids"]))]
-    return logits, median_latency_ms(lambda row: lite(**row), rows, repeats)
+    return logits, median_latency_ms(lambda row: lite(**row), _single_rows(ids, repeats), repeats)
 
 
 def _size_mb(path):
@@ -180,11 +183,9 @@ def parity_report(model, tokenizer, evaluation, saved_model=None, tflite_files=(
     features = evaluation.features
     reference = keras_logits(model, features)
     reference_predictions, reference_metric = task_results(evaluation, reference)
-    ids = _ids(features)
-    rows = [{k: v[i:i + 1] for k, v in ids.items()} for i in range(min(latency_repeats,
-                                                                       len(ids["input_word_ids"])))]
     import tensorflow as tf
 
+    rows = _single_rows(_ids(features), latency_repeats)
     forward = tf.function(lambda row: model(row, training=False))  # graph, as exports run
     keras_latency = median_latency_ms(forward, rows, latency_repeats)
     report = [{"form": "keras", "size_mb": None, "max_abs_diff": 0.0, "agreement": 1.0,

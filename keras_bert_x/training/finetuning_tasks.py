@@ -139,11 +139,18 @@ class SpanQATask(Task):
         return {"start_logits": tf.cast(outputs["start_logits"], tf.float32),
                 "end_logits": tf.cast(outputs["end_logits"], tf.float32)}
 
-    def host_metrics(self, arrays):
+    def answers(self, arrays):
+        """{question id: answer text} from the logits of every window."""
         from keras_bert_x.data.tasks.squad_postprocess import squad_predictions
 
         answers, _ = squad_predictions(self.data, self.features, arrays["start_logits"],
                                        arrays["end_logits"], self.vocabulary, **self.postprocess)
+        return answers
+
+    def host_metrics(self, arrays):
+        return self.answer_metrics(self.answers(arrays))
+
+    def answer_metrics(self, answers):
         truth = {e.qid: e.answers for e in self.data.examples}
         scores = metrics.squad_scores(truth, answers,
                                       version="2.0" if self.data.version_2 else "1.1")
