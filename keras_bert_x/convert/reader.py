@@ -8,19 +8,22 @@ from keras_bert_x.config import BertConfig
 from keras_bert_x.errors import BertInputError
 from keras_bert_x.io_utils import read_vocab
 
-SOURCES = ("hf", "google", "tfm")
+SOURCES = ("hf", "google", "tfm", "keras_hub")
 
 
 @dataclasses.dataclass
 class Checkpoint:
     config: BertConfig
     tensors: dict                      # the encoder's: canonical (Google) name -> float32 array
-    source: str                        # "hf", "google", "tfm" or "keras_bert_x"
+    source: str                        # one of SOURCES, or "keras_bert_x"
     vocabulary: Optional[tuple] = None
     heads: dict = dataclasses.field(default_factory=dict)   # head group -> {canonical: array}
     other: tuple = ()                  # groups of tensors that are neither (listed, not loaded)
     labels: Optional[tuple] = None     # class / tag names of a classifier head, by id
     lower_case: Optional[bool] = None  # whether the vocabulary is uncased, when the files say
+    # Arguments of a head that differ from what the config implies: {group: {argument: value}}
+    # (keras-hub's masked-LM head: {"cls/predictions": {"activation", "layer_norm_eps"}}).
+    head_options: dict = dataclasses.field(default_factory=dict)
 
     def all_tensors(self):
         """{canonical name: array} of everything read: the encoder's, the pooler's, the heads'."""
@@ -31,9 +34,11 @@ class Checkpoint:
 
 
 def detect_source(path):
-    """"hf", "google" or "tfm" from the files in `path`; BertInputError if none fits."""
-    from keras_bert_x.convert import google, hf, tf_checkpoint, tfm
+    """One of SOURCES from the files in `path`; BertInputError if none fits."""
+    from keras_bert_x.convert import google, hf, keras_hub, tf_checkpoint, tfm
 
+    if keras_hub.is_preset(path):
+        return "keras_hub"
     if hf.find_weights_file(path):
         return "hf"
     prefix = tf_checkpoint.find_checkpoint_prefix(path)
@@ -46,7 +51,8 @@ def detect_source(path):
         raise BertInputError(f"{prefix}: neither a Google BERT nor a Model Garden BertEncoder "
                              "checkpoint (no embedding table found)")
     raise BertInputError(f"{path}: no BERT checkpoint found (expected model.safetensors, "
-                         "pytorch_model.bin, or a TensorFlow checkpoint with bert_config.json)")
+                         "pytorch_model.bin, a TensorFlow checkpoint with bert_config.json, "
+                         "or a keras-hub preset)")
 
 
 def _read_vocabulary(path, config):
@@ -74,16 +80,21 @@ def _read_lower_case(path):
 
 
 def read_checkpoint(path, source=None):
-    """Reads the encoder tensors of a HF, Google TF1 or Model Garden checkpoint directory.
+    """Reads the encoder tensors of a HF, Google TF1, Model Garden checkpoint directory or a
+    keras-hub preset.
 
     `source` forces the layout; by default it is detected from the files present.
     """
-    from keras_bert_x.convert import google, hf, tfm
+    from keras_bert_x.convert import google, hf, keras_hub, tfm
 
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise BertInputError(f"{path}: no such directory")
     source = source or detect_source(path)
+    if source == "keras_hub":
+        config, tensors, found, options, vocabulary, lower_case = keras_hub.read(path)
+        return Checkpoint(config=config, tensors=tensors, source=source, vocabulary=vocabulary,
+                          heads=found, lower_case=lower_case, head_options=options)
     found, other, labels = {}, (), None
     if source == "hf":
         config, tensors, found, other, labels = hf.read(path)

@@ -33,11 +33,13 @@ class MaskedLMHead(keras.layers.Layer):
         self._activation_fn = activation_fn(activation)
 
     @classmethod
-    def for_encoder(cls, encoder, **kwargs):
-        """The head of `encoder`'s config, tied to its word embeddings, in its dtype policy."""
+    def for_encoder(cls, encoder, activation=None, layer_norm_eps=None, **kwargs):
+        """The head of `encoder`'s config (or the `activation` and `layer_norm_eps` given), tied
+        to its word embeddings, in its dtype policy."""
         config = encoder.config
-        return cls(encoder.embeddings, activation=config.hidden_act,
-                   layer_norm_eps=config.layer_norm_eps,
+        return cls(encoder.embeddings, activation=activation or config.hidden_act,
+                   layer_norm_eps=config.layer_norm_eps if layer_norm_eps is None
+                   else layer_norm_eps,
                    initializer_range=config.initializer_range,
                    dtype=encoder.embeddings.dtype_policy, **kwargs)
 

@@ -65,6 +65,27 @@ def fit_label_head(checkpoint, group, labels, count, where, kind):
     return dataclasses.replace(checkpoint, heads=heads), (group,)
 
 
+class MaskedLMOptions:
+    """Head arguments of the models with a masked-LM head: `mlm_activation` and
+    `mlm_layer_norm_eps`, None meaning the config's (keras-hub's head differs from its encoder:
+    exact GELU and epsilon 1e-5 on a tanh-GELU encoder)."""
+
+    @classmethod
+    def _head_config_from(cls, checkpoint):
+        options, config = checkpoint.head_options.get("cls/predictions", {}), checkpoint.config
+        out = {}
+        if options.get("activation", config.hidden_act) != config.hidden_act:
+            out["mlm_activation"] = options["activation"]
+        if options.get("layer_norm_eps", config.layer_norm_eps) != config.layer_norm_eps:
+            out["mlm_layer_norm_eps"] = options["layer_norm_eps"]
+        return out
+
+    def _head_config(self):
+        return {k: v for k, v in (("mlm_activation", self.mlm_activation),
+                                  ("mlm_layer_norm_eps", self.mlm_layer_norm_eps))
+                if v is not None}
+
+
 def model_inputs(*extra_names):
     """keras.Input int32 [B, T] tensors for the encoder's three inputs plus `extra_names`."""
     return {n: keras.Input(shape=(None,), dtype="int32", name=n)
@@ -91,3 +112,10 @@ class BertHeadModel(PretrainedModel):
     @classmethod
     def _new(cls, config, head_config, dtype=None):
         return cls(BertEncoder(config, dtype=dtype), **head_config)
+
+    def _head_options(self):
+        head = getattr(self, "masked_lm_head", None)
+        if head is None:
+            return {}
+        return {"cls/predictions": {"activation": head.activation,
+                                    "layer_norm_eps": head.layer_norm_eps}}

@@ -4,11 +4,11 @@ import keras
 
 from keras_bert_x.layers.heads import MaskedLMHead
 from keras_bert_x.models.encoder import INPUT_NAMES
-from keras_bert_x.models.head_model import BertHeadModel, model_inputs
+from keras_bert_x.models.head_model import BertHeadModel, MaskedLMOptions, model_inputs
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_x")
-class BertMaskedLM(BertHeadModel):
+class BertMaskedLM(MaskedLMOptions, BertHeadModel):
     """BERT with the masked-LM head: what MLM-only (RoBERTa-style) pretraining trains, and what
     HF `BertForMaskedLM` and keras-hub `BertMaskedLM` checkpoints hold.
 
@@ -27,12 +27,15 @@ class BertMaskedLM(BertHeadModel):
 
     uses_pooler = False  # its encoder's pooled output feeds nothing
 
-    def __init__(self, encoder, name="bert_masked_lm", **kwargs):
+    def __init__(self, encoder, mlm_activation=None, mlm_layer_norm_eps=None,
+                 name="bert_masked_lm", **kwargs):
         inputs = model_inputs("masked_lm_positions")
-        mlm = MaskedLMHead.for_encoder(encoder, name="masked_lm")
+        mlm = MaskedLMHead.for_encoder(encoder, mlm_activation, mlm_layer_norm_eps,
+                                        name="masked_lm")
         encoded = encoder({n: inputs[n] for n in INPUT_NAMES})
         outputs = {"mlm_logits": mlm(encoded["sequence_output"], inputs["masked_lm_positions"])}
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
         self.encoder = encoder
         self.config = encoder.config
         self.masked_lm_head = mlm
+        self.mlm_activation, self.mlm_layer_norm_eps = mlm_activation, mlm_layer_norm_eps

@@ -77,7 +77,8 @@ def read_pretrained(path, source=None):
     labels = getattr(model, "labels", None)
     return Checkpoint(config=config, tensors=encoder_weights(getattr(model, "encoder", model)),
                       source=FORMAT_KEY, vocabulary=model.vocabulary, lower_case=lower_case,
-                      heads=head_weights(model), labels=tuple(labels) if labels else None)
+                      heads=head_weights(model), labels=tuple(labels) if labels else None,
+                      head_options=model._head_options())
 
 
 class PretrainedModel(keras.Model):
@@ -99,6 +100,10 @@ class PretrainedModel(keras.Model):
     def _head_config(self):
         return {}
 
+    def _head_options(self):
+        """`Checkpoint.head_options` of this model's heads."""
+        return {}
+
     @classmethod
     def _new(cls, config, head_config, dtype=None):
         return cls(config, dtype=dtype, **head_config)
@@ -108,11 +113,21 @@ class PretrainedModel(keras.Model):
         """Head arguments a checkpoint implies (a classifier's classes and labels)."""
         return {}
 
-    def save_pretrained(self, path, overwrite=False):
+    def save_pretrained(self, path, overwrite=False, format=FORMAT_KEY):
         """Writes config.json, vocab.txt (if known) and model.weights.h5 into `path`, atomically.
 
         With `overwrite`, an existing directory is replaced only if it is one of ours.
+        `format="keras_hub"` writes a keras-hub preset instead (`BertBackbone.from_preset`,
+        `BertMaskedLM` / `BertTextClassifier` for head models; see
+        `keras_bert_x.convert.keras_hub.write`), and returns how far keras-hub's outputs are
+        from this model's on a probe batch.
         """
+        if format == "keras_hub":
+            from keras_bert_x.convert import keras_hub
+
+            return keras_hub.write(self, path, overwrite=overwrite)
+        if format != FORMAT_KEY:
+            raise ValueError(f"format must be {FORMAT_KEY!r} or 'keras_hub', got {format!r}")
         with atomic_output_dir(path, overwrite=overwrite, replaceable=is_our_format) as tmp:
             data = self.config.to_dict()
             data[FORMAT_KEY] = {"class": type(self).__name__, **self._head_config()}
@@ -126,9 +141,11 @@ class PretrainedModel(keras.Model):
 
     @classmethod
     def from_pretrained(cls, path, dtype=None, source=None, **head_config):
-        """Loads our format, or converts a Hugging Face / Google TF1 / Model Garden checkpoint.
+        """Loads our format, or converts a Hugging Face / Google TF1 / Model Garden checkpoint
+        or a keras-hub preset.
 
-        `source` ("hf", "google", "tfm") forces the layout; by default it is detected.
+        `source` ("hf", "google", "tfm", "keras_hub") forces the layout; by default it is
+        detected.
         `head_config` gives head arguments the directory does not (`num_classes`, `labels`
         of a classifier started on a plain encoder); a head it has must agree with them.
         """

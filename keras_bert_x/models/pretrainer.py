@@ -4,11 +4,11 @@ import keras
 
 from keras_bert_x.layers.heads import MaskedLMHead, NextSentenceHead
 from keras_bert_x.models.encoder import INPUT_NAMES
-from keras_bert_x.models.head_model import BertHeadModel, model_inputs
+from keras_bert_x.models.head_model import BertHeadModel, MaskedLMOptions, model_inputs
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_x")
-class BertPretrainer(BertHeadModel):
+class BertPretrainer(MaskedLMOptions, BertHeadModel):
     """BERT with its pretraining heads.
 
     Inputs: the encoder's three plus `masked_lm_positions` (int [B, P]). Outputs:
@@ -29,10 +29,12 @@ class BertPretrainer(BertHeadModel):
     warning.
     """
 
-    def __init__(self, encoder, name="bert_pretrainer", **kwargs):
+    def __init__(self, encoder, mlm_activation=None, mlm_layer_norm_eps=None,
+                 name="bert_pretrainer", **kwargs):
         config = encoder.config
         inputs = model_inputs("masked_lm_positions")
-        mlm = MaskedLMHead.for_encoder(encoder, name="masked_lm")
+        mlm = MaskedLMHead.for_encoder(encoder, mlm_activation, mlm_layer_norm_eps,
+                                        name="masked_lm")
         nsp = NextSentenceHead(initializer_range=config.initializer_range,
                                dtype=encoder.embeddings.dtype_policy, name="next_sentence")
         encoded = encoder({n: inputs[n] for n in INPUT_NAMES})
@@ -42,4 +44,5 @@ class BertPretrainer(BertHeadModel):
         self.encoder = encoder
         self.config = config
         self.masked_lm_head = mlm
+        self.mlm_activation, self.mlm_layer_norm_eps = mlm_activation, mlm_layer_norm_eps
         self.next_sentence_head = nsp
