@@ -9,12 +9,13 @@ from keras_bert_x.errors import BertInputError
 
 
 @contextlib.contextmanager
-def atomic_output_dir(path, overwrite=False, replaceable=None):
+def atomic_output_dir(path, overwrite=False, replaceable=None,
+                      replaceable_kind="keras_bert_x model directory (no config.json of ours)"):
     """Yields a fresh temporary directory beside `path`; moves it to `path` only on success.
 
     An existing non-empty `path` is refused unless `overwrite`, and even then unless
-    `replaceable(path)` says it is a directory we wrote (`overwrite` deletes it: a mistyped
-    path must not take a user's folder with it). If anything raises inside the block, the
+    `replaceable(path)` says it is a directory we wrote, a `replaceable_kind` (`overwrite`
+    deletes it: a mistyped path must not take a user's folder with it). If anything raises inside the block, the
     temporary directory is removed and `path` is left exactly as it was.
     """
     path = os.path.abspath(os.fspath(path))
@@ -25,8 +26,7 @@ def atomic_output_dir(path, overwrite=False, replaceable=None):
             raise BertInputError(f"{path}: output directory is not empty (pass overwrite to replace it)")
         if os.listdir(path) and replaceable is not None and not replaceable(path):
             raise BertInputError(f"{path}: output directory is not empty and is not a "
-                                 "keras_bert_x model directory (no config.json of ours); "
-                                 "refusing to replace it")
+                                 f"{replaceable_kind}; refusing to replace it")
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.tmp-", dir=parent)

@@ -1,4 +1,8 @@
-"""Helpers shared by tests: real sentences, reference-model runners, comparisons."""
+"""Helpers shared by tests: real sentences, reference-model runners, comparisons, commands."""
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -63,3 +67,23 @@ def copy_dir(src, dst):
     for p in src.iterdir():
         (dst / p.name).write_bytes(p.read_bytes())
     return dst
+
+
+def convert(*args):
+    """`python -m keras_bert_x.convert ARGS` in a fresh process."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "keras_bert_x.convert", *map(str, args)],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+def error_lines(run):
+    return [line for line in run.stderr.splitlines() if line.startswith("error:")]
+
+
+def one_error_line(run):
+    """The single `error: ...` line a command printed on bad input (and nothing else on
+    stderr), checking it exited with 1."""
+    assert run.returncode == 1, run.stdout + run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), run.stderr
+    return lines[0]

@@ -32,7 +32,7 @@ flags.DEFINE_enum("output_format", "keras_bert_x", ["keras_bert_x", "keras_hub"]
                   "Write our format, or a keras-hub preset (BertBackbone; BertMaskedLM for "
                   "masked_lm/pretrainer; BertTextClassifier for classifier).")
 flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output (only one of our model "
-                  "directories).")
+                  "directories, or a keras-hub preset with --output_format keras_hub).")
 flags.mark_flags_as_required(["input", "output"])
 
 
@@ -57,7 +57,7 @@ def main(argv):
     print(f"converted {checkpoint.source} checkpoint {FLAGS.input} -> {FLAGS.output}{written}: "
           f"{type(model).__name__} "
           f"(L{cfg.num_hidden_layers}/H{cfg.hidden_size}/A{cfg.num_attention_heads}, "
-          f"vocab {cfg.vocab_size}{'' if model.vocabulary else ', no vocab.txt'})")
+          f"vocab {cfg.vocab_size}{'' if model.vocabulary else ', no vocabulary'})")
     return 0
 
 

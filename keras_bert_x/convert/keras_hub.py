@@ -7,11 +7,13 @@ tokenizer (`tokenizer.json`, `assets/tokenizer/vocabulary.txt`) and, for a task,
 layer order, not stable names); one table, `_backbone_variables` and `_head_variables`, pairs
 its variables with our canonical tensors in both directions.
 
-keras-hub's BERT makes two fixed choices that Google's does not: its transformer layers use the
-tanh approximation of GELU, and its masked-LM head normalises with epsilon 1e-5. A preset read
-here keeps both (`hidden_act="gelu_tanh"`, and the head's own options), so our model computes
-what keras-hub's does. A model of ours written here is converted to keras-hub's choices, and if
-that moves its outputs, one warning line says by how much (measured on a probe batch).
+keras-hub's BERT makes fixed choices that Google's does not: its transformer layers use the
+tanh approximation of GELU, its masked-LM head normalises with epsilon 1e-5, one dropout rate
+serves attention and hidden layers, and its uncased tokenizer keeps accents unless told not to.
+A preset read here keeps the model's choices (`hidden_act="gelu_tanh"`, the head's own
+options), so our model computes what keras-hub's does. A model of ours written here is converted
+to keras-hub's choices (its tokenizer strips accents as ours does), and if that drops something
+or moves its outputs, one warning line says what and by how much (measured on a probe batch).
 """
 
 import json
@@ -36,15 +38,6 @@ BACKBONE_ACTIVATION, BACKBONE_LAYER_NORM_EPS = "gelu_tanh", 1e-12
 MLM_ACTIVATION, MLM_LAYER_NORM_EPS = "gelu", 1e-5
 # A written preset whose outputs move more than this from ours gets a warning line.
 TOLERANCE = 1e-5
-
-
-def _keras_hub():
-    try:
-        import keras_hub
-    except ImportError:
-        raise BertInputError("keras-hub presets need keras-hub: pip install 'keras-hub==0.32.*'") \
-            from None
-    return keras_hub
 
 
 def _class_name(path, file_name):
@@ -134,7 +127,8 @@ def _mlm_options(task):
 
 def _load(path, task_name):
     """The keras-hub model a preset holds (its task, else its backbone), without preprocessor."""
-    keras_hub = _keras_hub()
+    import keras_hub  # here, not at the top: detecting a layout must not load it
+
     try:
         if task_name is None:
             return keras_hub.models.BertBackbone.from_preset(path)
@@ -145,7 +139,10 @@ def _load(path, task_name):
 
 
 def _read_tokenizer(path, config):
-    """(vocabulary or None, lower_case or None) of a preset's tokenizer."""
+    """(vocabulary or None, lower_case or None) of a preset's tokenizer. Our uncased tokenizer
+    strips accents (as Google's and Hugging Face's do); keras-hub's does so only when asked, so
+    a preset that lower-cases but keeps accents gets a warning: accented words tokenize
+    differently."""
     vocab_path = os.path.join(path, VOCAB_FILE)
     if not os.path.isfile(vocab_path):
         return None, None
@@ -153,12 +150,17 @@ def _read_tokenizer(path, config):
     if len(tokens) != config.vocab_size:
         raise BertInputError(f"{vocab_path}: {len(tokens)} tokens, but the backbone's "
                              f"vocabulary_size is {config.vocab_size}")
-    lower_case = None
+    settings = {}
     try:
         with open(os.path.join(path, "tokenizer.json"), encoding="utf-8") as f:
-            lower_case = json.load(f)["config"].get("lowercase")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            settings = json.load(f)["config"]
+    except (OSError, ValueError, KeyError, TypeError):
         pass
+    lower_case = settings.get("lowercase") if isinstance(settings, dict) else None
+    if lower_case is True and not settings.get("strip_accents"):
+        log.warning("%s: its tokenizer lower-cases but keeps accents; keras_bert_x's uncased "
+                    "tokenizer strips them (as BERT's does), so accented words get other ids",
+                    path)
     return tokens, lower_case if isinstance(lower_case, bool) else None
 
 
@@ -176,8 +178,9 @@ def read(path):
     if os.path.isfile(os.path.join(path, "task.json")):
         task_name = _class_name(path, "task.json")
         if task_name not in TASK_HEADS:
-            raise BertInputError(f"{path}: task.json holds a keras-hub {task_name}; keras_bert_x "
-                                 f"reads {', '.join(TASK_HEADS)} tasks")
+            held = f"a keras-hub {task_name}" if task_name else "no keras-hub task"
+            raise BertInputError(f"{path}: task.json holds {held}; keras_bert_x reads "
+                                 f"{', '.join(TASK_HEADS)} tasks")
     weights = os.path.join(path, "model.weights.h5")
     if not os.path.isfile(weights):
         raise BertInputError(f"{weights}: weights file not found (a preset saved without its "
@@ -193,7 +196,7 @@ def read(path):
     pooler = {k: encoder.pop(k) for k in list(encoder) if k.startswith(POOLER + "/")}
     heads = {POOLER: pooler}
     options = {}
-    # keras-hub writes task.weights.h5 with every task; without it the head was never saved.
+    # Without task.weights.h5 the head was not saved: it starts fresh, with a warning.
     if task is not None and os.path.isfile(os.path.join(path, "task.weights.h5")):
         for group, pairs in _head_variables(task).items():
             heads[group] = {n: np.asarray(v.numpy(), np.float32) for n, v in pairs}
@@ -215,22 +218,23 @@ def _differences(model):
     """What keras-hub's BERT cannot express of `model`: [description]."""
     config, out = model.config, []
     if ACTIVATIONS[config.hidden_act] != BACKBONE_ACTIVATION:
-        out.append(f"hidden_act {config.hidden_act!r} (keras-hub uses the tanh approximation "
-                   "of GELU)")
+        out.append(f"its hidden_act {config.hidden_act!r} (keras-hub's BertBackbone uses the "
+                   "tanh approximation of GELU)")
     if config.layer_norm_eps != BACKBONE_LAYER_NORM_EPS:
-        out.append(f"layer_norm_eps {config.layer_norm_eps:g} (keras-hub: 1e-12)")
+        out.append(f"its layer_norm_eps {config.layer_norm_eps:g} (keras-hub: 1e-12)")
     if config.attention_probs_dropout_prob != config.hidden_dropout_prob:
-        out.append(f"attention dropout {config.attention_probs_dropout_prob:g} (keras-hub has "
-                   f"one rate: {config.hidden_dropout_prob:g})")
+        out.append(f"its attention dropout {config.attention_probs_dropout_prob:g} (keras-hub "
+                   f"has one rate: {config.hidden_dropout_prob:g})")
     head = getattr(model, "masked_lm_head", None)
     if head is not None and (ACTIVATIONS[head.activation] != MLM_ACTIVATION
                              or head.layer_norm_eps != MLM_LAYER_NORM_EPS):
-        out.append(f"masked-LM head {head.activation} with epsilon {head.layer_norm_eps:g} "
-                   f"(keras-hub: {MLM_ACTIVATION}, {MLM_LAYER_NORM_EPS:g})")
+        out.append(f"its masked-LM head's {head.activation} and epsilon "
+                   f"{head.layer_norm_eps:g} (keras-hub: {MLM_ACTIVATION}, "
+                   f"{MLM_LAYER_NORM_EPS:g})")
     if getattr(model, "next_sentence_head", None) is not None:
-        out.append("the next-sentence head (keras-hub's BertMaskedLM has none; not written)")
+        out.append("its next-sentence head (keras-hub's BertMaskedLM has none)")
     if getattr(model, "labels", None):
-        out.append("label names (keras-hub's classifier has only a count)")
+        out.append("its label names (keras-hub's classifier has only a count)")
     return out
 
 
@@ -238,16 +242,17 @@ def _probe_difference(model, keras_hub_model):
     """Largest |ours - keras-hub's| of the main output on a fixed batch with padding."""
     config = model.config
     rng = np.random.default_rng(0)
-    ids = rng.integers(5, config.vocab_size, (2, 12)).astype("int32")
+    length = min(12, config.max_position_embeddings)
+    ids = rng.integers(5, config.vocab_size, (2, length)).astype("int32")
     mask = np.ones_like(ids)
-    mask[1, 7:] = 0
-    ids[1, 7:] = 0
+    mask[1, length // 2 + 1:] = 0
+    ids[1, length // 2 + 1:] = 0
     types = np.zeros_like(ids)
-    types[:, 4:] = 1 if config.type_vocab_size > 1 else 0
+    types[:, length // 3:] = 1 if config.type_vocab_size > 1 else 0
     ours = {"input_word_ids": ids, "input_mask": mask, "input_type_ids": types}
     theirs = {"token_ids": ids, "padding_mask": mask, "segment_ids": types}
     if hasattr(model, "masked_lm_head"):
-        positions = np.array([[1, 3], [2, 5]], "int32")
+        positions = np.array([[0, 1], [1, 0]], "int32")
         a = model({**ours, "masked_lm_positions": positions})["mlm_logits"]
         b = keras_hub_model({**theirs, "mask_positions": positions})
     elif hasattr(model, "classifier_head"):
@@ -260,8 +265,10 @@ def _probe_difference(model, keras_hub_model):
     return float(np.max(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32))))
 
 
-def _build(model, keras_hub):
+def _build(model):
     """The keras-hub model (task, else backbone) holding `model`'s weights, and its tokenizer."""
+    import keras_hub
+
     from keras_bert_x.models.weights import encoder_weights, head_weights
 
     config, kind = model.config, type(model).__name__
@@ -273,13 +280,21 @@ def _build(model, keras_hub):
     tokenizer = None
     if model.vocabulary is not None:
         lower_case = True if model.lower_case is None else bool(model.lower_case)
-        tokenizer = keras_hub.models.BertTokenizer(vocabulary=list(model.vocabulary),
-                                                   lowercase=lower_case)
+        try:  # accents go with case, as in our tokenizer (keras-hub keeps them by default)
+            tokenizer = keras_hub.models.BertTokenizer(
+                vocabulary=list(model.vocabulary), lowercase=lower_case, strip_accents=lower_case)
+        except ValueError as e:
+            raise BertInputError(f"keras-hub's BertTokenizer refuses this model's vocabulary "
+                                 f"({first_line(e)})") from None
+    # keras-hub's preprocessors pack to 512 tokens unless told: no more than the model holds.
+    length = min(512, config.max_position_embeddings)
     if kind in ("BertMaskedLM", "BertPretrainer"):
-        preprocessor = tokenizer and keras_hub.models.BertMaskedLMPreprocessor(tokenizer)
+        preprocessor = tokenizer and keras_hub.models.BertMaskedLMPreprocessor(
+            tokenizer, sequence_length=length)
         task = keras_hub.models.BertMaskedLM(backbone, preprocessor=preprocessor)
     elif kind == "BertClassifier":
-        preprocessor = tokenizer and keras_hub.models.BertTextClassifierPreprocessor(tokenizer)
+        preprocessor = tokenizer and keras_hub.models.BertTextClassifierPreprocessor(
+            tokenizer, sequence_length=length)
         task = keras_hub.models.BertTextClassifier(backbone, num_classes=model.num_classes,
                                                    dropout=model.dropout,
                                                    preprocessor=preprocessor)
@@ -304,7 +319,6 @@ def write(model, path, overwrite=False):
     BertMaskedLM, a BertClassifier a BertTextClassifier; the vocabulary, when known, goes in as
     keras-hub's tokenizer (and the task's preprocessor).
     """
-    keras_hub = _keras_hub()
     kind = type(model).__name__
     if kind not in WRITABLE:
         raise BertInputError(f"keras-hub has no BERT task for a {kind}; write its encoder "
@@ -312,17 +326,19 @@ def write(model, path, overwrite=False):
     if ACTIVATIONS[model.config.hidden_act] not in ("gelu", "gelu_tanh"):
         raise BertInputError(f"hidden_act {model.config.hidden_act!r}: keras-hub's "
                              "BertBackbone always uses GELU")
-    keras_hub_model, tokenizer, bare_backbone = _build(model, keras_hub)
-    difference = _probe_difference(model, keras_hub_model)
-    with atomic_output_dir(path, overwrite=overwrite, replaceable=is_preset) as tmp:
+    # Entered first: an output that may not be replaced is refused before any work.
+    with atomic_output_dir(path, overwrite=overwrite, replaceable=is_preset,
+                           replaceable_kind="keras-hub preset") as tmp:
+        keras_hub_model, tokenizer, bare_backbone = _build(model)
+        difference = _probe_difference(model, keras_hub_model)
         keras_hub_model.save_to_preset(tmp)
         if bare_backbone and tokenizer is not None:
             tokenizer.save_to_preset(tmp)
     notes = _differences(model)
-    if notes:
-        log.warning("%s: keras-hub's BERT has no place for: %s. Its outputs differ from this "
-                    "%s's by up to %.2g on a probe batch", path, "; ".join(notes), kind,
-                    difference)
     if model.vocabulary is None:
-        log.warning("%s: written without a tokenizer (the model has no vocabulary)", path)
+        notes.append("a tokenizer (the model has no vocabulary)")
+    if notes or difference > TOLERANCE:
+        dropped = f"written without {'; '.join(notes)}. " if notes else ""
+        log.warning("%s: %skeras-hub's outputs differ from this %s's by up to %.2g on a probe "
+                    "batch", path, dropped, kind, difference)
     return difference

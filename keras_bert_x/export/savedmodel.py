@@ -44,13 +44,14 @@ def resolve_model_dir(path):
                          "nor best/ or final/ of a fine-tuning run)")
 
 
-def load_model(path):
-    """(model, its directory): the model a directory holds, of the class it was saved as."""
+def load_model(path, classes=SERVABLE_CLASSES):
+    """(model, its directory): the model a directory holds, of the class it was saved as (one
+    of `classes`; None takes any), with the vocabulary an exported tokenizer needs."""
     from keras_bert_x.models.pretrained import _read_ours
 
     path = resolve_model_dir(path)
     saved_class = _read_ours(path)[0]
-    if saved_class.__name__ not in SERVABLE_CLASSES:
+    if classes is not None and saved_class.__name__ not in classes:
         raise BertInputError(f"{path}: holds a {saved_class.__name__}, which has no serving "
                              f"form; export one of {', '.join(SERVABLE_CLASSES)}")
     model = saved_class.from_pretrained(path)

@@ -9,8 +9,9 @@ They follow the TF Hub API for text embeddings with Transformer encoders (Model 
 
 - encoder: `__call__(inputs, training=False)` with `inputs` the dict of `input_word_ids`,
   `input_mask`, `input_type_ids` (int32 [B, T]) returns `pooled_output`, `default` (the same),
-  `sequence_output` and `encoder_outputs` (one per layer). `variables`, `trainable_variables`
-  and `regularization_losses` are attributes, as `hub.KerasLayer(trainable=True)` needs to
+  `sequence_output` and `encoder_outputs` (one per layer); the `serving_default` signature
+  returns the first three (for saved_model_cli and TF Serving). `variables`,
+  `trainable_variables` and `regularization_losses` are attributes, as `hub.KerasLayer(trainable=True)` needs to
   fine-tune it; `vocab_file` and `do_lower_case` say how text was tokenized. Exported from a
   model with a masked-LM head, it also has `mlm`, called the same way plus
   `masked_lm_positions`, returning `mlm_logits` too.
@@ -72,8 +73,9 @@ def encoder_object(model, vocab_file, lower_case):
     root.vocab_file = tf.saved_model.Asset(vocab_file)
     root.do_lower_case = tf.Variable(bool(lower_case), trainable=False, name="do_lower_case")
     head = getattr(model, "masked_lm_head", None)
-    if head is not None:
-        root.mlm = _hub_object(model.variables, model.trainable_variables)
+    if head is not None:  # the encoder's variables and the head's (not a next-sentence head's)
+        root.mlm = _hub_object([*encoder.variables, *head.variables],
+                               [*encoder.trainable_variables, *head.trainable_variables])
 
         @tf.function
         def mlm(inputs, training=False):
@@ -85,6 +87,20 @@ def encoder_object(model, vocab_file, lower_case):
             [None, None], tf.int32, name="masked_lm_positions")}
         root.mlm.__call__ = _trace_both(mlm, mlm_specs)
     return root
+
+
+def serving_signature(model):
+    """The encoder's `serving_default`: a signature's outputs are a flat dict of tensors, so
+    no list of layers."""
+    encoder = getattr(model, "encoder", model)
+    specs = {n: tf.TensorSpec([None, None], tf.int32, name=n) for n in INPUT_NAMES}
+
+    @tf.function(input_signature=[specs])
+    def serve(inputs):
+        outputs = _encoder_outputs(encoder(inputs, training=False))
+        return {k: v for k, v in outputs.items() if k != "encoder_outputs"}
+
+    return serve.get_concrete_function()
 
 
 def _by_word(pieces, is_suffix):
@@ -155,22 +171,18 @@ def export_tfhub(model_dir, export_dir, seq_length=128):
 
     `export_dir` must not exist: it appears whole when both SavedModels are written.
     """
-    from keras_bert_x.export.savedmodel import make_tokenizer, resolve_model_dir
+    from keras_bert_x.export.savedmodel import load_model, make_tokenizer
     from keras_bert_x.io_utils import write_vocab
-    from keras_bert_x.models.pretrained import _read_ours
 
     export_dir = os.path.abspath(os.fspath(export_dir))
     if os.path.exists(export_dir):
         raise BertInputError(f"{export_dir}: exists; exports never replace anything (choose a "
                              "new --export_dir)")
-    path = resolve_model_dir(model_dir)
-    model = _read_ours(path)[0].from_pretrained(path)
+    model, path = load_model(model_dir, classes=None)
     limit = model.config.max_position_embeddings
     if not 3 <= seq_length <= limit:
         raise BertInputError(f"--seq_length={seq_length}: must be from 3 to the model's "
                              f"max_position_embeddings ({limit})")
-    if model.vocabulary is None:
-        raise BertInputError(f"{path}: has no vocab.txt, which the preprocessor needs")
     tokenizer = make_tokenizer(model, seq_length)
     parent = os.path.dirname(export_dir)
     os.makedirs(parent, exist_ok=True)
@@ -182,7 +194,8 @@ def export_tfhub(model_dir, export_dir, seq_length=128):
         write_vocab(vocab_file, tokenizer.vocabulary)
         out = os.path.join(tmp, "out")
         tf.saved_model.save(encoder_object(model, vocab_file, tokenizer.lower_case),
-                            os.path.join(out, "encoder"))
+                            os.path.join(out, "encoder"),
+                            signatures={"serving_default": serving_signature(model)})
         tf.saved_model.save(preprocessor_object(tokenizer, seq_length, vocab_file),
                             os.path.join(out, "preprocessor"))
         if os.path.exists(export_dir):

@@ -66,7 +66,7 @@ def fit_label_head(checkpoint, group, labels, count, where, kind):
 
 
 class MaskedLMOptions:
-    """Head arguments of the models with a masked-LM head: `mlm_activation` and
+    """Mixin of the models with a masked-LM head: their head arguments: `mlm_activation` and
     `mlm_layer_norm_eps`, None meaning the config's (keras-hub's head differs from its encoder:
     exact GELU and epsilon 1e-5 on a tanh-GELU encoder)."""
 
@@ -84,6 +84,11 @@ class MaskedLMOptions:
         return {k: v for k, v in (("mlm_activation", self.mlm_activation),
                                   ("mlm_layer_norm_eps", self.mlm_layer_norm_eps))
                 if v is not None}
+
+    def _head_options(self):
+        head = self.masked_lm_head
+        return {"cls/predictions": {"activation": head.activation,
+                                    "layer_norm_eps": head.layer_norm_eps}}
 
 
 def model_inputs(*extra_names):
@@ -113,9 +118,3 @@ class BertHeadModel(PretrainedModel):
     def _new(cls, config, head_config, dtype=None):
         return cls(BertEncoder(config, dtype=dtype), **head_config)
 
-    def _head_options(self):
-        head = getattr(self, "masked_lm_head", None)
-        if head is None:
-            return {}
-        return {"cls/predictions": {"activation": head.activation,
-                                    "layer_norm_eps": head.layer_norm_eps}}

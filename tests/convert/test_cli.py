@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,19 +11,9 @@ import transformers
 import keras_bert_x as kbx
 from keras_bert_x.convert import read_checkpoint
 from tests.convert.writers import write_google_checkpoint, write_model_garden_checkpoint
-from tests.helpers import copy_dir, keras_outputs, random_batch
+from tests.helpers import convert, copy_dir, error_lines, keras_outputs, random_batch
 
 VOCAB = 60
-
-
-def convert(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "keras_bert_x.convert", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, env=env)
-
-
-def error_lines(run):
-    return [line for line in run.stderr.splitlines() if line.startswith("error:")]
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from keras_bert_x.errors import BertInputError
 from keras_bert_x.export.savedmodel import make_tokenizer
 from keras_bert_x.export.tfhub import export_tfhub
 from tests.export.conftest import MAX_SEQ_LENGTH
-from tests.helpers import SENTENCES
+from tests.helpers import SENTENCES, one_error_line
 
 TEXTS = SENTENCES + ["", "Ünïcödé — ĀĒĪ 你好 \u00a0 naïve", " ".join(SENTENCES)]
 PAIR_LENGTH = 24
@@ -56,10 +56,16 @@ USER_CODE = textwrap.dedent("""
     for key in ("input_word_ids", "input_mask", "input_type_ids"):
         result["pair_" + key] = packed[key].numpy()
     special = {k: int(v) for k, v in loaded.tokenize.get_special_tokens_dict().items()}
-    result["words_of_first"] = loaded.tokenize(tf.constant(texts[:1])).to_list()[0]
+    # [batch, words, pieces] as tf-text's BertTokenizer (Model Garden's preprocessor) splits.
+    words = loaded.tokenize(tf.constant(texts)).to_list()
+    vocab = loaded.vocab_file.asset_path.numpy().decode()
+    reference = tensorflow_text.BertTokenizer(vocab, lower_case=True, token_out_type=tf.int32)
+    same_words = words == reference.tokenize(tf.constant(texts)).to_list()
 
     mlm_encoder = hub.load(f"{export}/encoder")
     features = loaded(tf.constant(texts))
+    dropout_on = [encoder(features, training=True)["pooled_output"].numpy() for _ in range(2)]
+    dropout_off = encoder(features, training=False)["pooled_output"].numpy()
     result["mlm_logits"] = mlm_encoder.mlm({**features, "masked_lm_positions":
                                             tf.constant(np.load(data)["positions"])})[
                                                 "mlm_logits"].numpy()
@@ -79,6 +85,13 @@ USER_CODE = textwrap.dedent("""
                   for w, v in zip(before_weights, encoder.trainable_weights))
     np.savez(out, **result)
     print(json.dumps({"special": special, "loss_before": before, "loss_after": after,
+                      "same_words_as_tf_text": same_words,
+                      "training_calls_differ": not np.allclose(*dropout_on),
+                      "training_differs_from_inference": not np.allclose(dropout_on[0],
+                                                                         dropout_off),
+                      "do_lower_case": bool(mlm_encoder.do_lower_case.numpy()),
+                      "encoder_vocab": open(mlm_encoder.vocab_file.asset_path.numpy().decode(),
+                                            encoding="utf-8").read().splitlines()[:3],
                       "trainable": len(encoder.trainable_weights), "changed": changed,
                       "keras_bert_x_imported": "keras_bert_x" in sys.modules}))
 """) % {"pair_length": PAIR_LENGTH}
@@ -109,13 +122,16 @@ def hub_export(model_dirs, tmp_path_factory):
                          capture_output=True, text=True, env=env, cwd=root, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert sorted(os.listdir(root)) == ["data.npz", "got.npz", "hub"]  # no scratch left
     return dict(np.load(root / "got.npz")), expected, summary, model
 
 
-def test_layout_and_a_fresh_process_without_keras_bert_x(hub_export, model_dirs):
+def test_layout_and_a_fresh_process_that_does_not_import_keras_bert_x(hub_export):
     got, _, summary, model = hub_export
     assert summary["keras_bert_x_imported"] is False
     assert int(got["num_layers"]) == model.config.num_hidden_layers
+    assert summary["do_lower_case"] is True
+    assert summary["encoder_vocab"] == ["[PAD]", "[unused0]", "[unused1]"]
 
 
 def test_preprocessor_gives_our_tokenizer_ids(hub_export):
@@ -123,9 +139,7 @@ def test_preprocessor_gives_our_tokenizer_ids(hub_export):
     np.testing.assert_array_equal(got["features"], expected["features"])
     assert summary["special"] == {"vocab_size": 30522, "start_of_sequence_id": 101,
                                   "end_of_segment_id": 102, "padding_id": 0, "mask_id": 103}
-    # [batch, words, pieces]: "The quick brown fox ..." -> one piece per word here.
-    words = got["words_of_first"].tolist()
-    assert len(words) == 10 and all(len(w) == 1 for w in words)
+    assert summary["same_words_as_tf_text"] is True
 
 
 def test_bert_pack_inputs_on_pairs_gives_our_tokenizer_ids(hub_export):
@@ -147,25 +161,55 @@ def test_encoder_outputs_match_our_keras_model(hub_export):
 
 def test_keras_layer_fine_tunes_the_encoder(hub_export):
     _, _, summary, model = hub_export
+    assert summary["training_calls_differ"] and summary["training_differs_from_inference"]
     assert summary["trainable"] == len(model.encoder.trainable_weights)
     assert summary["changed"] == summary["trainable"]
     assert summary["loss_after"] < summary["loss_before"] - 0.05
 
 
-def test_an_existing_export_dir_is_refused_and_left_alone(model_dirs, tmp_path):
+def test_a_classifier_exports_its_encoder(model_dirs, tmp_path):
+    """A fine-tuned task model's directory gives its encoder (no `mlm`), and `serving_default`
+    for saved_model_cli and TF Serving."""
+    import tensorflow as tf
+
+    export = export_tfhub(model_dirs["classifier"], tmp_path / "hub", seq_length=16)
+    classifier = kbx.BertClassifier.from_pretrained(model_dirs["classifier"])
+    features = {k: v.numpy() for k, v in make_tokenizer(classifier, 16)(SENTENCES).items()}
+    loaded = tf.saved_model.load(os.path.join(export, "encoder"))
+    assert not hasattr(loaded, "mlm")
+    ours = np.asarray(classifier.encoder(features)["pooled_output"])
+    assert np.abs(loaded(features)["pooled_output"].numpy() - ours).max() <= 1e-5
+    served = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in
+                                                      features.items()})
+    assert sorted(served) == ["default", "pooled_output", "sequence_output"]
+    assert np.abs(served["pooled_output"].numpy() - ours).max() <= 1e-5
+
+
+def _run_tfhub(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "export", "tfhub.py")
+    return subprocess.run([sys.executable, script, *map(str, args)], capture_output=True,
+                          text=True, timeout=600, env=env)
+
+
+def test_an_existing_export_dir_is_one_error_line_and_left_alone(model_dirs, tmp_path):
     (tmp_path / "hub").mkdir()
     (tmp_path / "hub" / "notes.txt").write_text("mine")
-    with pytest.raises(BertInputError, match="exists; exports never replace anything"):
-        export_tfhub(model_dirs["encoder"], tmp_path / "hub")
+    run = _run_tfhub("--model_dir", model_dirs["encoder"], "--export_dir", tmp_path / "hub")
+    assert one_error_line(run) == (f"error: {tmp_path / 'hub'}: exists; exports never replace "
+                                   "anything (choose a new --export_dir)")
     assert os.listdir(tmp_path / "hub") == ["notes.txt"]
 
 
-def test_bad_model_dir_and_length_are_one_error_line(model_dirs, tmp_path):
-    from tests.export.test_tflite import _one_error_line, _run
-
-    run = _run("tfhub.py", "--model_dir", str(tmp_path / "nothing"), "--export_dir",
-               str(tmp_path / "out"))
-    assert _one_error_line(run) == f"error: {tmp_path / 'nothing'}: no such model directory"
+def test_bad_model_dirs_and_length_are_refused(model_dirs, tmp_path):
+    run = _run_tfhub("--model_dir", tmp_path / "nothing", "--export_dir", tmp_path / "out")
+    assert one_error_line(run) == f"error: {tmp_path / 'nothing'}: no such model directory"
     with pytest.raises(BertInputError, match="--seq_length=100: must be from 3"):
         export_tfhub(model_dirs["encoder"], tmp_path / "out2", seq_length=100)
-    assert os.listdir(tmp_path) == []
+    encoder = kbx.BertEncoder(kbx.BertConfig.from_preset("bert_tiny", vocab_size=50,
+                                                         num_hidden_layers=1))
+    encoder.save_pretrained(tmp_path / "no_vocab")  # no vocabulary known
+    with pytest.raises(BertInputError, match="has no vocab.txt"):
+        export_tfhub(tmp_path / "no_vocab", tmp_path / "out3")
+    assert sorted(os.listdir(tmp_path)) == ["no_vocab"]
