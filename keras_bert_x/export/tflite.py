@@ -20,6 +20,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from keras_bert_x.cli import native_logs_held
 from keras_bert_x.errors import BertInputError
 from keras_bert_x.export.savedmodel import load_model, make_tokenizer
 from keras_bert_x.export.signatures import model_outputs, text_input_names
@@ -113,7 +114,9 @@ def convert_to_tflite(model_dir, output, quantize="none", with_tokenizer=False,
     try:
         saved = os.path.join(tmp, "saved_model")
         _write_saved_model(model, graph_tokenizer, saved, with_tokenizer, input_names)
-        flatbuffer = _convert(saved, quantize, with_tokenizer, calibration, int8_float_ops)
+        with native_logs_held():
+            flatbuffer = _convert(saved, quantize, with_tokenizer, calibration,
+                                  int8_float_ops)
         partial = os.path.join(tmp, "model.tflite")
         with open(partial, "wb") as f:
             f.write(flatbuffer)

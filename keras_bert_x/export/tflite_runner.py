@@ -18,9 +18,13 @@ class TFLiteModel:
         import tensorflow_text
         from ai_edge_litert.interpreter import InterpreterWithCustomOps
 
-        self.interpreter = InterpreterWithCustomOps(
-            model_path=path, model_content=content, num_threads=num_threads,
-            custom_op_registerers=tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS)
+        from keras_bert_x.cli import native_logs_held
+
+        with native_logs_held():  # "INFO: Created TensorFlow Lite XNNPACK delegate ..."
+            self.interpreter = InterpreterWithCustomOps(
+                model_path=path, model_content=content, num_threads=num_threads,
+                custom_op_registerers=tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS)
+            self.interpreter.allocate_tensors()
         signatures = self.interpreter.get_signature_list()
         self.signature_name = "serving_default" if "serving_default" in signatures \
             else next(iter(signatures))

@@ -1,0 +1,160 @@
+"""`demo_out/report.md`: every stage's measured numbers, and PNG plots beside it."""
+
+import os
+import platform
+import time
+
+
+def _plots(ctx, folder):
+    """Writes the PNGs; returns their names."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on a server
+    import matplotlib.pyplot as plt
+
+    names = {}
+    curve = ctx.results["pretrain"]["curve"]
+    if curve:
+        steps = [r["step"] for r in curve]
+        fig, (loss, accuracy) = plt.subplots(1, 2, figsize=(10, 3.6))
+        loss.plot(steps, [r["mlm_loss"] for r in curve], label="MLM loss")
+        if "nsp_loss" in curve[0]:
+            loss.plot(steps, [r["nsp_loss"] for r in curve], label="NSP loss")
+        loss.set_xlabel("step")
+        loss.legend()
+        for key, label in (("mlm_accuracy", "MLM accuracy"), ("nsp_accuracy", "NSP accuracy")):
+            if key in curve[0]:
+                accuracy.plot(steps, [r[key] for r in curve], label=label)
+        accuracy.set_xlabel("step")
+        accuracy.legend()
+        fig.suptitle("bert_tiny pretraining on the Brown corpus (training batches)")
+        fig.tight_layout()
+        names["pretrain"] = "pretraining_curves.png"
+        fig.savefig(os.path.join(folder, names["pretrain"]), dpi=100)
+        plt.close(fig)
+    finetune = ctx.results["finetune"]
+    if finetune["curve"]:
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        steps = [r["step"] for r in finetune["curve"]]
+        losses = [r["loss"] for r in finetune["curve"]]
+        window = max(len(losses) // 25, 1)  # a running mean: single batches are noisy
+        smooth = [sum(losses[max(0, i - window + 1):i + 1]) / len(losses[max(0, i - window + 1):i + 1])
+                  for i in range(len(losses))]
+        ax.plot(steps, losses, alpha=0.3, label="batch loss")
+        ax.plot(steps, smooth, label=f"running mean ({window} steps)")
+        ax.set_xlabel("step")
+        ax.set_ylabel("cross-entropy")
+        ax.legend()
+        ax.set_title("MiniLM-L6 fine-tuning on MR sentiment")
+        fig.tight_layout()
+        names["finetune"] = "finetuning_loss.png"
+        fig.savefig(os.path.join(folder, names["finetune"]), dpi=100)
+        plt.close(fig)
+    parity = ctx.results["parity"]
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    matrix = parity["confusion"]
+    ax.imshow(matrix, cmap="Blues")
+    labels = parity["labels"]
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted (served model)")
+    ax.set_ylabel("true")
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            ax.text(j, i, str(count), ha="center", va="center")
+    ax.set_title("MR test split")
+    fig.tight_layout()
+    names["confusion"] = "confusion_matrix.png"
+    fig.savefig(os.path.join(folder, names["confusion"]), dpi=100)
+    plt.close(fig)
+    return names
+
+
+def _fmt(value, digits=3):
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def write_report(ctx, folder):
+    """Writes the plots and report.md into `folder`, and report.md also at the top of the
+    output folder; returns the latter's path."""
+    import tensorflow as tf
+
+    import keras_bert_x
+
+    r = ctx.results
+    plots = _plots(ctx, folder)
+    vocab, data, pre, fine, exp, par = (r[k] for k in ("vocab", "data", "pretrain", "finetune",
+                                                      "export", "parity"))
+    lines = ["# keras_bert_x demo: raw text to a served model", "",
+             f"{time.strftime('%Y-%m-%d %H:%M')} · {platform.machine()}, {os.cpu_count()} CPU "
+             f"cores · TensorFlow {tf.__version__} · keras_bert_x {keras_bert_x.__version__} · "
+             "written by `make demo` (`python -m keras_bert_x.demo`)", "",
+             "## Stages", "", "| stage | seconds |", "|---|---|"]
+    total = 0.0
+    for name in ("vocab", "data", "pretrain", "finetune", "export", "parity"):
+        total += r[name]["seconds"]
+        lines.append(f"| {name} | {r[name]['seconds']:.0f} |")
+    lines += [f"| **total** | **{total:.0f}** ({total / 60:.1f} min) |", "",
+              "Seconds are each stage's own run (a stage kept from an earlier run shows the time "
+              "it took then).", "",
+              "## 1. WordPiece vocabulary", "",
+              f"Learned with tf-text's learner on {vocab['documents']} Brown documents "
+              f"({vocab['sentences']:,} sentences, {vocab['words']:,} words): "
+              f"{vocab['vocab_size']:,} tokens, {vocab['pieces_per_word']} pieces per word on "
+              f"the first 2,000 sentences.", "",
+              f"> {vocab['example']}  →  `{' '.join(vocab['example_pieces'])}`", "",
+              "## 2. Pretraining data", "",
+              "| split | documents | instances | masked tokens | random next sentences |",
+              "|---|---|---|---|---|"]
+    for part in ("train", "eval"):
+        d = data[part]
+        lines.append(f"| {part} | {d['documents']} | {d['instances']:,} | {d['masked']:,} | "
+                     f"{d['random_next']:,} |")
+    lines += ["", "## 3. Pretraining bert_tiny", ""]
+    last = pre["curve"][-1] if pre["curve"] else {}
+    first = pre["curve"][0] if pre["curve"] else {}
+    lines += ["| | step | MLM loss | MLM accuracy | NSP accuracy |", "|---|---|---|---|---|",
+              f"| first logged batch | {first.get('step', '')} | {_fmt(first.get('mlm_loss'))} | "
+              f"{_fmt(first.get('mlm_accuracy'))} | {_fmt(first.get('nsp_accuracy'))} |",
+              f"| last logged batch | {last.get('step', '')} | {_fmt(last.get('mlm_loss'))} | "
+              f"{_fmt(last.get('mlm_accuracy'))} | {_fmt(last.get('nsp_accuracy'))} |"]
+    if pre["eval"]:
+        e = pre["eval"]
+        lines.append(f"| held-out documents | {e.get('step', '')} | "
+                     f"{_fmt(e.get('mlm_loss', e.get('loss')))} | "
+                     f"{_fmt(e.get('mlm_accuracy'))} | {_fmt(e.get('nsp_accuracy'))} |")
+    if "pretrain" in plots:
+        lines += ["", f"![pretraining curves](report/{plots['pretrain']})"]
+    ex = fine["examples"]
+    lines += ["", "## 4. Fine-tuning MiniLM-L6 on MR sentiment", "",
+              f"The packaged all-MiniLM-L6-v2 (a Hugging Face BertModel) converted to ours"
+              + (f" in {fine['convert_seconds']:.1f} s" if fine["convert_seconds"] else "")
+              + f", then fine-tuned on {ex['train']:,} MR sentences "
+              f"(dev {ex['dev']:,}, test {ex['test']:,}).", "",
+              "| evaluation (dev) | step | loss | accuracy |", "|---|---|---|---|"]
+    for e in fine["evaluations"]:
+        lines.append(f"| epoch {e['epoch']:g} | {e['step']} | {_fmt(e['loss'])} | "
+                     f"{100 * e['accuracy']:.2f}% |")
+    if "finetune" in plots:
+        lines += ["", f"![fine-tuning loss](report/{plots['finetune']})"]
+    lines += ["", "## 5. Export", "", "| file | seconds to write |", "|---|---|"]
+    for name, seconds in exp["export_seconds"].items():
+        lines.append(f"| {name} | {seconds} |")
+    lines += ["", "## 6. Parity on the MR test split", "",
+              f"{par['test_examples']:,} test sentences at {ctx.options.max_seq_length} tokens. "
+              "The SavedModel runs in a fresh process that imports only TensorFlow and "
+              "tensorflow_text (as TF Serving loads it); latency is the median of one sentence "
+              "at a time.", "", par["table"], "",
+              "Raw text through the SavedModel's `serving_default` (tokenizer in the graph):", "",
+              "| sentence | label | probability |", "|---|---|---|"]
+    for e in par["examples"]:
+        lines.append(f"| {e['text']} | {e['label']} | {e['probability']:.3f} |")
+    lines += ["", f"![confusion matrix](report/{plots['confusion']})", ""]
+    text = "\n".join(lines)
+    with open(os.path.join(folder, "report.md"), "w", encoding="utf-8") as f:
+        f.write(text)
+    path = os.path.join(ctx.output_dir, "report.md")
+    with open(path + ".partial", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".partial", path)
+    return path

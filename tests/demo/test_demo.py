@@ -1,0 +1,85 @@
+"""`make demo`'s pipeline end to end at a toy scale: every stage runs on real data (the bundled
+Brown corpus, MiniLM, MR), an interrupt (Ctrl-C) leaves finished stages kept and the next run
+resumes, and a run after a finished one redoes nothing."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+TOY = ["--documents=12", "--vocab_size=400", "--dupe_factor=1", "--pretrain_steps=300",
+       "--train_examples=48", "--eval_examples=24", "--latency_repeats=2", "--noprogress"]
+STAGES = ("vocab", "data", "pretrain", "finetune", "export", "parity", "report")
+
+
+def demo(output_dir, *extra, **popen):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.Popen([sys.executable, "-m", "keras_bert_x.demo",
+                             f"--output_dir={output_dir}", *TOY, *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            **popen)
+
+
+def wait_for(path, process, timeout=600):
+    start = time.time()
+    while not os.path.exists(path):
+        assert process.poll() is None, process.communicate()
+        assert time.time() - start < timeout, f"{path} never appeared"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_interrupted_demo_resumes_and_a_finished_one_is_kept(tmp_path):
+    out = tmp_path / "demo_out"
+    first = demo(out)
+    # Interrupt in the middle of pretraining, after its first checkpoint.
+    wait_for(out / ".partial" / "pretrain" / "run" / "checkpoints" / "checkpoint", first)
+    first.send_signal(signal.SIGINT)
+    stdout, stderr = first.communicate(timeout=300)
+    assert first.returncode == 130, stderr[-3000:]
+    assert "interrupted: finished stages are kept" in stderr
+    assert (out / "vocab" / "result.json").is_file() and (out / "data" / "result.json").is_file()
+    assert not (out / "pretrain").exists()  # an unfinished stage never looks finished
+
+    second = demo(out)
+    stdout, stderr = second.communicate(timeout=1200)
+    assert second.returncode == 0, stderr[-3000:]
+    kept = re.findall(r"\] (.+): done before", stdout)
+    assert len(kept) == 2  # vocab and data were not redone
+    assert "resumed from" in stderr  # pretraining went on from its checkpoint
+    assert sorted(p.name for p in out.iterdir()) == sorted([*STAGES, "report.md"])
+    report = (out / "report.md").read_text()
+    for heading in ("## Stages", "## 1. WordPiece vocabulary", "## 2. Pretraining data",
+                    "## 3. Pretraining bert_tiny", "## 4. Fine-tuning MiniLM-L6",
+                    "## 5. Export", "## 6. Parity"):
+        assert heading in report
+    assert "None" not in report and "nan" not in report.lower()
+    for form in ("keras", "saved_model", "tflite mr_fp32.tflite",
+                 "tflite mr_dynamic_int8.tflite"):
+        row = next(line for line in report.splitlines()  # the parity table's row
+                   if line.startswith(f"| {form} |") and line.count("|") == 7)
+        assert re.search(r"\| [\d.]+% \| [\d.]+% \| [\d.]+ \|$", row), row
+    for png in ("pretraining_curves.png", "finetuning_loss.png", "confusion_matrix.png"):
+        assert f"](report/{png})" in report
+        assert (out / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    noise = [line for line in (stdout + stderr).splitlines()
+             if line.startswith(("I0000", "W0000", "I1", "W1", "E1", "WARNING: All log"))]
+    assert noise == [], noise
+
+    third = demo(out)
+    stdout, stderr = third.communicate(timeout=600)
+    assert third.returncode == 0, stderr[-3000:]
+    assert len(re.findall(r"\] (.+): done before", stdout)) == len(STAGES)
+    assert (out / "report.md").read_text() == report
+
+
+def test_bad_flags_are_one_error_line(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "keras_bert_x.demo",
+                          f"--output_dir={tmp_path / 'out'}", "stray"], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 1
+    assert run.stderr.strip() == "error: unexpected argument 'stray'"
