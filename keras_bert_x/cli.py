@@ -3,11 +3,9 @@
 Importing this module loads neither TensorFlow nor Keras, so `quiet_tensorflow()` can run first.
 """
 
-import contextlib
 import dataclasses
 import os
 import sys
-import tempfile
 from typing import Optional
 
 
@@ -17,27 +15,6 @@ def quiet_tensorflow():
     cuInit` without a GPU, `oneDNN supports DT_HALF only ...`); real failures still raise in
     Python. An explicit TF_CPP_MIN_LOG_LEVEL wins."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-@contextlib.contextmanager
-def native_logs_held():
-    """Holds back what native code (the TFLite converter's MLIR passes, LiteRT's delegate)
-    writes to stderr, which TF_CPP_MIN_LOG_LEVEL does not reach: shown only if the block
-    fails, where it may explain the failure."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            held.seek(0)
-            sys.stderr.write(held.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def warnings_only():

@@ -3,7 +3,9 @@
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
+import threading
 
 from keras_bert_x.errors import BertInputError
 
@@ -42,6 +44,35 @@ def atomic_output_dir(path, overwrite=False, replaceable=None,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def native_logs_held():
+    """Holds back what native code (the TFLite converter's MLIR passes, LiteRT's delegate)
+    writes to stderr, which TF_CPP_MIN_LOG_LEVEL does not reach: shown if the block raises an
+    error, where it may explain it; always with KERAS_BERT_X_NATIVE_LOGS=1. It redirects the
+    process's fd 2, so one block at a time (a lock), and Python's stderr is held too."""
+    if os.environ.get("KERAS_BERT_X_NATIVE_LOGS") == "1":
+        yield
+        return
+    with _STDERR_LOCK, tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except Exception:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def read_vocab(path):

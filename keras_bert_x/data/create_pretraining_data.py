@@ -13,6 +13,7 @@ import dataclasses
 import multiprocessing
 import os
 import random
+import signal
 import sys
 import time
 
@@ -116,12 +117,17 @@ def create_pretraining_data(input_files, output_files, vocab_tokens, config, dup
     workers = num_workers or os.cpu_count() or 1
     bar = tqdm(total=len(tasks) * CHUNK_DOCUMENTS, unit="doc", disable=not progress,
                desc="creating instances", file=sys.stderr)
+    pool = None
     try:
         if workers > 1:
-            pool = multiprocessing.get_context("fork").Pool(workers)
+            # Workers leave Ctrl-C to the parent, which stops them: one message, not one
+            # traceback per worker.
+            pool = multiprocessing.get_context("fork").Pool(workers, initializer=signal.signal,
+                                                            initargs=(signal.SIGINT,
+                                                                      signal.SIG_IGN))
             results = pool.imap(_build_chunk, tasks, chunksize=4)
         else:
-            pool, results = None, map(_build_chunk, tasks)
+            results = map(_build_chunk, tasks)
         for chunk_records, masked, random_next in results:
             records.extend(chunk_records)
             summary.masked += masked
@@ -130,7 +136,10 @@ def create_pretraining_data(input_files, output_files, vocab_tokens, config, dup
         if pool is not None:
             pool.close()
             pool.join()
+            pool = None
     finally:
+        if pool is not None:
+            pool.terminate()
         bar.close()
         _WORK.clear()
     random.Random(random_seed).shuffle(records)

@@ -38,8 +38,10 @@ def _plots(ctx, folder):
         steps = [r["step"] for r in finetune["curve"]]
         losses = [r["loss"] for r in finetune["curve"]]
         window = max(len(losses) // 25, 1)  # a running mean: single batches are noisy
-        smooth = [sum(losses[max(0, i - window + 1):i + 1]) / len(losses[max(0, i - window + 1):i + 1])
-                  for i in range(len(losses))]
+        smooth = []
+        for i in range(len(losses)):
+            recent = losses[max(0, i - window + 1):i + 1]
+            smooth.append(sum(recent) / len(recent))
         ax.plot(steps, losses, alpha=0.3, label="batch loss")
         ax.plot(steps, smooth, label=f"running mean ({window} steps)")
         ax.set_xlabel("step")
@@ -59,9 +61,11 @@ def _plots(ctx, folder):
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted (served model)")
     ax.set_ylabel("true")
+    top = max(max(row) for row in matrix) or 1
     for i, row in enumerate(matrix):
         for j, count in enumerate(row):
-            ax.text(j, i, str(count), ha="center", va="center")
+            ax.text(j, i, str(count), ha="center", va="center",
+                    color="white" if count > top / 2 else "black")
     ax.set_title("MR test split")
     fig.tight_layout()
     names["confusion"] = "confusion_matrix.png"
@@ -74,9 +78,12 @@ def _fmt(value, digits=3):
     return "" if value is None else f"{value:.{digits}f}"
 
 
+REPORT = "report.md"
+
+
 def write_report(ctx, folder):
-    """Writes the plots and report.md into `folder`, and report.md also at the top of the
-    output folder; returns the latter's path."""
+    """Writes the plots and report.md (linking them) into `folder`; returns the report's
+    path."""
     import tensorflow as tf
 
     import keras_bert_x
@@ -95,13 +102,14 @@ def write_report(ctx, folder):
         total += r[name]["seconds"]
         lines.append(f"| {name} | {r[name]['seconds']:.0f} |")
     lines += [f"| **total** | **{total:.0f}** ({total / 60:.1f} min) |", "",
-              "Seconds are each stage's own run (a stage kept from an earlier run shows the time "
-              "it took then).", "",
+              "Seconds spent in each stage, over all its attempts when it was interrupted and "
+              "resumed; a stage kept from an earlier run shows the time it took then.", "",
               "## 1. WordPiece vocabulary", "",
               f"Learned with tf-text's learner on {vocab['documents']} Brown documents "
               f"({vocab['sentences']:,} sentences, {vocab['words']:,} words): "
-              f"{vocab['vocab_size']:,} tokens, {vocab['pieces_per_word']} pieces per word on "
-              f"the first 2,000 sentences.", "",
+              f"{vocab['vocab_size']:,} tokens, "
+              f"{vocab['pieces_per_whitespace_word']} pieces per whitespace-separated word "
+              "(punctuation attached) on the first 2,000 sentences.", "",
               f"> {vocab['example']}  →  `{' '.join(vocab['example_pieces'])}`", "",
               "## 2. Pretraining data", "",
               "| split | documents | instances | masked tokens | random next sentences |",
@@ -110,10 +118,12 @@ def write_report(ctx, folder):
         d = data[part]
         lines.append(f"| {part} | {d['documents']} | {d['instances']:,} | {d['masked']:,} | "
                      f"{d['random_next']:,} |")
-    lines += ["", "## 3. Pretraining bert_tiny", ""]
+    lines += ["", "The evaluation documents are the corpus's last "
+              f"{data['eval']['documents']} (held out from pretraining; the vocabulary saw "
+              "them).", "", "## 3. Pretraining bert_tiny", ""]
     last = pre["curve"][-1] if pre["curve"] else {}
     first = pre["curve"][0] if pre["curve"] else {}
-    lines += ["| | step | MLM loss | MLM accuracy | NSP accuracy |", "|---|---|---|---|---|",
+    lines += ["| measured on | step | MLM loss | MLM accuracy | NSP accuracy |", "|---|---|---|---|---|",
               f"| first logged batch | {first.get('step', '')} | {_fmt(first.get('mlm_loss'))} | "
               f"{_fmt(first.get('mlm_accuracy'))} | {_fmt(first.get('nsp_accuracy'))} |",
               f"| last logged batch | {last.get('step', '')} | {_fmt(last.get('mlm_loss'))} | "
@@ -124,7 +134,7 @@ def write_report(ctx, folder):
                      f"{_fmt(e.get('mlm_loss', e.get('loss')))} | "
                      f"{_fmt(e.get('mlm_accuracy'))} | {_fmt(e.get('nsp_accuracy'))} |")
     if "pretrain" in plots:
-        lines += ["", f"![pretraining curves](report/{plots['pretrain']})"]
+        lines += ["", f"![pretraining curves]({plots['pretrain']})"]
     ex = fine["examples"]
     lines += ["", "## 4. Fine-tuning MiniLM-L6 on MR sentiment", "",
               f"The packaged all-MiniLM-L6-v2 (a Hugging Face BertModel) converted to ours"
@@ -136,7 +146,7 @@ def write_report(ctx, folder):
         lines.append(f"| epoch {e['epoch']:g} | {e['step']} | {_fmt(e['loss'])} | "
                      f"{100 * e['accuracy']:.2f}% |")
     if "finetune" in plots:
-        lines += ["", f"![fine-tuning loss](report/{plots['finetune']})"]
+        lines += ["", f"![fine-tuning loss]({plots['finetune']})"]
     lines += ["", "## 5. Export", "", "| file | seconds to write |", "|---|---|"]
     for name, seconds in exp["export_seconds"].items():
         lines.append(f"| {name} | {seconds} |")
@@ -145,15 +155,30 @@ def write_report(ctx, folder):
               "The SavedModel runs in a fresh process that imports only TensorFlow and "
               "tensorflow_text (as TF Serving loads it); latency is the median of one sentence "
               "at a time.", "", par["table"], "",
-              "Raw text through the SavedModel's `serving_default` (tokenizer in the graph):", "",
+              "The SavedModel as TF Serving runs it: raw text into `serving_default` (the "
+              "tokenizer in the graph), in a fresh process:", "",
+              "| form | agreement with Keras | accuracy |", "|---|---|---|",
+              f"| {par['raw_text']['form']} | {100 * par['raw_text']['agreement']:.2f}% | "
+              f"{100 * par['raw_text']['accuracy']:.2f}% |", "",
+              "Its answers on sentences that are not in MR:", "",
               "| sentence | label | probability |", "|---|---|---|"]
     for e in par["examples"]:
         lines.append(f"| {e['text']} | {e['label']} | {e['probability']:.3f} |")
-    lines += ["", f"![confusion matrix](report/{plots['confusion']})", ""]
-    text = "\n".join(lines)
-    with open(os.path.join(folder, "report.md"), "w", encoding="utf-8") as f:
-        f.write(text)
-    path = os.path.join(ctx.output_dir, "report.md")
+    lines += ["", f"![confusion matrix]({plots['confusion']})", ""]
+    path = os.path.join(folder, REPORT)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def publish(ctx):
+    """`output_dir/report.md`: the report stage's, its plots linked from there. Written on
+    every run, so a kept report stage still leaves it in place."""
+    import re
+
+    with open(ctx.path("report", REPORT), encoding="utf-8") as f:
+        text = re.sub(r"\]\(([\w.]+\.png)\)", r"](report/\1)", f.read())
+    path = os.path.join(ctx.output_dir, REPORT)
     with open(path + ".partial", "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(path + ".partial", path)

@@ -18,6 +18,8 @@ EXAMPLES = ["A gorgeous, witty and moving film; I loved every minute.",
             "An utterly forgettable sequel with nothing new to say.",
             "Warm, funny and beautifully acted."]
 HELD_OUT = 0.05  # share of corpus documents kept for the pretraining evaluation
+# Part of every stage's cache key: bump when a stage computes something else.
+STAGES_VERSION = 2
 
 
 def _write_lines(path, lines):
@@ -45,7 +47,8 @@ def learn_vocab(ctx, folder):
     split = tokenizer.tokenize([example]).to_list()[0]
     return {"documents": len(documents), "sentences": len(lines),
             "words": sum(len(s.split()) for s in lines),
-            "vocab_size": len(tokens), "pieces_per_word": round(float(pieces / words), 3),
+            "vocab_size": len(tokens),
+            "pieces_per_whitespace_word": round(float(pieces / words), 3),
             "example": example, "example_pieces": [tokens[i] for i in split]}
 
 
@@ -91,15 +94,32 @@ def pretrain(ctx, folder):
         eval_steps=20, progress=o.progress))
     curve = _jsonl(os.path.join(model_dir, "metrics.jsonl"))
     evaluation = _jsonl(os.path.join(model_dir, "eval_metrics.jsonl"))
-    return {"steps": steps, "curve": curve, "eval": evaluation[-1] if evaluation else None,
-            "model": os.path.join("pretrain", "run", "pretrained")}
+    _drop_checkpoints(model_dir)
+    return {"steps": steps, "curve": curve, "eval": evaluation[-1] if evaluation else None}
 
 
 def _jsonl(path):
-    if not os.path.isfile(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """Rows of a training log, one per step in step order: a resumed run logs again the steps
+    after its checkpoint (the last row of a step wins), and a line cut short by a killed
+    process is skipped."""
+    rows = {}
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(row, dict) and "step" in row:
+                    rows[row["step"]] = row
+    return [rows[step] for step in sorted(rows)]
+
+
+def _drop_checkpoints(model_dir):
+    """A finished stage is never resumed: its optimizer state would only take disk."""
+    import shutil
+
+    shutil.rmtree(os.path.join(model_dir, "checkpoints"), ignore_errors=True)
 
 
 def finetune(ctx, folder):
@@ -126,7 +146,7 @@ def finetune(ctx, folder):
     steps_per_epoch = max(train_rows // 32, 1)
     run_dir = os.path.join(folder, "run")
     print("MiniLM-L6 is a plain encoder: the classifier's head starts fresh", flush=True)
-    with _quiet_logger():  # ... which from_pretrained would also say, as a warning
+    with _without_fresh_head_warning():  # ... which from_pretrained would say again
         run_finetuning(FinetuneConfig(
             task="classification", init_checkpoint=converted, model_dir=run_dir,
             train_file=os.path.join(data, "train.tsv"), eval_file=os.path.join(data, "dev.tsv"),
@@ -136,21 +156,34 @@ def finetune(ctx, folder):
             progress=o.progress))
     with open(os.path.join(run_dir, "eval_results.json"), encoding="utf-8") as f:
         results = json.load(f)
+    _drop_checkpoints(run_dir)
     return {"examples": {p: len(r[:limits[p] or None]) for p, r in parts.items()},
-            "convert_seconds": convert_seconds, "curve": _jsonl(os.path.join(run_dir,
-                                                                            "metrics.jsonl")),
+            "convert_seconds": convert_seconds,
+            "curve": _jsonl(os.path.join(run_dir, "metrics.jsonl")),
             "evaluations": results["epochs"], "model": os.path.join("finetune", "run", "final")}
 
 
+class _FreshHeadFilter(logging.Filter):
+    def filter(self, record):
+        return "initialises it fresh" not in record.getMessage()
+
+
 @contextlib.contextmanager
-def _quiet_logger():
-    log = logging.getLogger("keras_bert_x")
-    level = log.level
-    log.setLevel(logging.ERROR)
+def _without_fresh_head_warning():
+    log, drop = logging.getLogger("keras_bert_x"), _FreshHeadFilter()
+    log.addFilter(drop)
     try:
         yield
     finally:
-        log.setLevel(level)
+        log.removeFilter(drop)
+
+
+def check_inputs():
+    """The packaged weights and data the stages read, checked before any stage runs."""
+    from keras_bert_x.data.tasks.prepare import package_file
+
+    minilm_dir()
+    package_file("mr")
 
 
 def minilm_dir():
@@ -214,18 +247,20 @@ def served_predictions(version_dir, texts, scratch):
                          capture_output=True, text=True, env=env, cwd=scratch)
     os.remove(path)
     if run.returncode:
-        from keras_bert_x.errors import BertInputError
-
-        raise BertInputError(f"{version_dir}: serving failed in a fresh process: "
-                             f"{run.stderr.strip().splitlines()[-1:]}")
+        last = (run.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"{version_dir}: serving failed in a fresh process: {last}")
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def parity(ctx, folder):
-    """Keras vs the SavedModel (fresh process) vs the TFLite files on the MR test split; the
-    served model's predictions on raw text and its confusion matrix."""
+    """Keras vs the SavedModel (fresh process) vs the TFLite files on the MR test split, on
+    the same token ids; then the SavedModel as TF Serving runs it, raw text in: its accuracy,
+    agreement with Keras, confusion matrix, and answers on new sentences."""
+    import numpy as np
+
     from keras_bert_x.data.tasks.classification import read_classification
-    from keras_bert_x.export.verify import run_verification
+    from keras_bert_x.export.savedmodel import load_model, make_tokenizer
+    from keras_bert_x.export.verify import keras_logits, run_verification
 
     o = ctx.options
     exported = ctx.results["export"]
@@ -242,12 +277,19 @@ def parity(ctx, folder):
     served = served_predictions(ctx.path(exported["saved_model"]),
                                 list(examples.texts) + EXAMPLES, folder)
     n = len(examples.texts)
-    truth = list(examples.labels)
-    names = sorted(set(truth))
-    confusion = [[sum(1 for t, p in zip(truth, served["labels"][:n]) if t == a and p == b)
+    truth, predicted = list(examples.labels), served["labels"][:n]
+    model, _ = load_model(ctx.path(ctx.results["finetune"]["model"]))
+    features = make_tokenizer(model, o.max_seq_length)(list(examples.texts))
+    keras = [model.labels[i] for i in np.argmax(
+        keras_logits(model, {k: v.numpy() for k, v in features.items()})["logits"], -1)]
+    raw_text = {"form": "saved_model, raw text in (serving_default)",
+                "accuracy": float(np.mean([p == t for p, t in zip(predicted, truth)])),
+                "agreement": float(np.mean([p == k for p, k in zip(predicted, keras)]))}
+    names = list(model.labels)
+    confusion = [[sum(1 for t, p in zip(truth, predicted) if t == a and p == b)
                   for b in names] for a in names]
-    return {"table": table, "forms": forms, "test_examples": n, "labels": names,
-            "confusion": confusion,
+    return {"table": table, "forms": forms, "raw_text": raw_text, "test_examples": n,
+            "labels": names, "confusion": confusion,
             "examples": [{"text": t, "label": label, "probability": max(p)}
                          for t, label, p in zip(EXAMPLES, served["labels"][n:],
                                                 served["probabilities"][n:])]}
@@ -256,27 +298,30 @@ def parity(ctx, folder):
 def report(ctx, folder):
     from keras_bert_x.demo.report import write_report
 
-    path = write_report(ctx, folder)
-    return {"report": os.path.relpath(path, ctx.output_dir)}
+    write_report(ctx, folder)
+    return {}
 
 
 def demo_stages(options):
-    """The stages in order, with the settings each one's outputs depend on."""
+    """The stages in order, with the settings each one's outputs depend on and the stages it
+    reads (fine-tuning MiniLM needs none of the pretraining side)."""
     o = options
     return [
         Stage("vocab", "WordPiece vocabulary from the bundled Brown corpus", learn_vocab,
               {"documents": o.documents, "vocab_size": o.vocab_size}),
         Stage("data", "pretraining data: NSP pairs, whole-word masking", pretraining_data,
-              {"max_seq_length": o.max_seq_length, "max_predictions": o.max_predictions,
-               "dupe_factor": o.dupe_factor}),
+              {"documents": o.documents, "max_seq_length": o.max_seq_length,
+               "max_predictions": o.max_predictions, "dupe_factor": o.dupe_factor},
+              reads=("vocab",)),
         Stage("pretrain", "pretrain bert_tiny (MLM + NSP)", pretrain,
-              {"steps": o.pretrain_steps}, resumable=True),
+              {"steps": o.pretrain_steps}, reads=("vocab", "data"), resumable=True),
         Stage("finetune", "convert MiniLM-L6, fine-tune on MR sentiment", finetune,
               {"epochs": o.finetune_epochs, "train": o.train_examples, "eval": o.eval_examples,
                "max_seq_length": o.max_seq_length}, resumable=True),
         Stage("export", "export: TF Serving SavedModel, TFLite fp32 and dynamic int8", export,
-              {}),
+              {}, reads=("finetune",)),
         Stage("parity", "parity: Keras vs SavedModel (fresh process) vs TFLite", parity,
-              {"latency_repeats": o.latency_repeats}),
-        Stage("report", "report: tables and plots", report, {"version": 1}),
+              {"latency_repeats": o.latency_repeats}, reads=("finetune", "export")),
+        Stage("report", "report: tables and plots", report, {},
+              reads=("vocab", "data", "pretrain", "finetune", "export", "parity")),
     ]

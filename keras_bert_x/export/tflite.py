@@ -20,10 +20,10 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from keras_bert_x.cli import native_logs_held
 from keras_bert_x.errors import BertInputError
 from keras_bert_x.export.savedmodel import load_model, make_tokenizer
 from keras_bert_x.export.signatures import model_outputs, text_input_names
+from keras_bert_x.io_utils import native_logs_held
 from keras_bert_x.models.encoder import INPUT_NAMES
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")

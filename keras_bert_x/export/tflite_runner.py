@@ -18,7 +18,7 @@ class TFLiteModel:
         import tensorflow_text
         from ai_edge_litert.interpreter import InterpreterWithCustomOps
 
-        from keras_bert_x.cli import native_logs_held
+        from keras_bert_x.io_utils import native_logs_held
 
         with native_logs_held():  # "INFO: Created TensorFlow Lite XNNPACK delegate ..."
             self.interpreter = InterpreterWithCustomOps(

@@ -2,6 +2,7 @@
 Brown corpus, MiniLM, MR), an interrupt (Ctrl-C) leaves finished stages kept and the next run
 resumes, and a run after a finished one redoes nothing."""
 
+import json
 import os
 import re
 import signal
@@ -50,14 +51,28 @@ def test_interrupted_demo_resumes_and_a_finished_one_is_kept(tmp_path):
     assert second.returncode == 0, stderr[-3000:]
     kept = re.findall(r"\] (.+): done before", stdout)
     assert len(kept) == 2  # vocab and data were not redone
+    assert "pretrain bert_tiny (MLM + NSP): resuming" in stdout
     assert "resumed from" in stderr  # pretraining went on from its checkpoint
-    assert sorted(p.name for p in out.iterdir()) == sorted([*STAGES, "report.md"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*STAGES, "report.md", ".keras_bert_x_demo"])
+    pretrain = json.loads((out / "pretrain" / "result.json").read_text())
+    steps = [row["step"] for row in pretrain["curve"]]
+    assert steps == sorted(set(steps)) and steps[-1] == 300  # one row a step, resumed or not
+    assert not (out / "pretrain" / "run" / "checkpoints").exists()
+    parity = json.loads((out / "parity" / "result.json").read_text())
+    assert sum(map(sum, parity["confusion"])) == parity["test_examples"] == 24
+    raw = parity["raw_text"]
+    diagonal = sum(parity["confusion"][i][i] for i in range(len(parity["labels"])))
+    assert abs(raw["accuracy"] - diagonal / 24) < 1e-9 and raw["agreement"] >= 0.95
     report = (out / "report.md").read_text()
     for heading in ("## Stages", "## 1. WordPiece vocabulary", "## 2. Pretraining data",
                     "## 3. Pretraining bert_tiny", "## 4. Fine-tuning MiniLM-L6",
                     "## 5. Export", "## 6. Parity"):
         assert heading in report
     assert "None" not in report and "nan" not in report.lower()
+    empty_cells = [line for line in report.splitlines()
+                   if line.startswith("|") and re.search(r"\|\s*\|", line.replace("| keras |  |", ""))]
+    assert empty_cells == []
     for form in ("keras", "saved_model", "tflite mr_fp32.tflite",
                  "tflite mr_dynamic_int8.tflite"):
         row = next(line for line in report.splitlines()  # the parity table's row
@@ -70,16 +85,29 @@ def test_interrupted_demo_resumes_and_a_finished_one_is_kept(tmp_path):
              if line.startswith(("I0000", "W0000", "I1", "W1", "E1", "WARNING: All log"))]
     assert noise == [], noise
 
+    (out / "report.md").unlink()
     third = demo(out)
     stdout, stderr = third.communicate(timeout=600)
     assert third.returncode == 0, stderr[-3000:]
     assert len(re.findall(r"\] (.+): done before", stdout)) == len(STAGES)
-    assert (out / "report.md").read_text() == report
+    assert (out / "report.md").read_text() == report  # written again from the kept stage
 
 
-def test_bad_flags_are_one_error_line(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "keras_bert_x.demo",
-                          f"--output_dir={tmp_path / 'out'}", "stray"], capture_output=True,
-                         text=True, timeout=300)
-    assert run.returncode == 1
-    assert run.stderr.strip() == "error: unexpected argument 'stray'"
+def test_bad_flags_and_a_foreign_output_dir_are_one_error_line(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "keras_bert_x.demo", *args],
+                              capture_output=True, text=True, timeout=300)
+
+    stray = run(f"--output_dir={tmp_path / 'out'}", "stray")
+    assert stray.returncode == 1
+    assert stray.stderr.strip() == "error: unexpected argument 'stray'"
+    assert "--latency_repeats" in run(f"--output_dir={tmp_path / 'out'}",
+                                      "--latency_repeats=0").stderr
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    foreign = run(f"--output_dir={tmp_path / 'mine'}")
+    assert foreign.returncode == 1
+    assert foreign.stderr.strip() == (f"error: {tmp_path / 'mine'}: not empty and not a demo "
+                                      "output folder; choose another --output_dir (nothing "
+                                      "there is touched)")
+    assert os.listdir(tmp_path / "mine") == ["notes.txt"]

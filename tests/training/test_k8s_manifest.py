@@ -34,3 +34,14 @@ def test_tfjob_runs_multi_worker_pretraining_on_shared_storage():
         value = next(a for a in command if a.startswith(flag))[len(flag):]
         assert value.startswith(mount + "/"), value
     assert pod["volumes"][0]["name"] == container["volumeMounts"][0]["name"]
+
+
+def test_dockerfile_puts_the_trainers_where_the_job_runs_them():
+    with open(os.path.join(ROOT, "trainers", "k8s", "tfjob.yaml")) as f:
+        job = yaml.safe_load(f)
+    container = job["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
+    with open(os.path.join(ROOT, "trainers", "k8s", "Dockerfile")) as f:
+        lines = [line.split() for line in f if line.strip() and not line.startswith("#")]
+    assert ["WORKDIR", container["workingDir"]] in lines
+    assert ["COPY", "trainers", "./trainers"] in lines
+    assert lines[-2][:3] == ["RUN", "pip", "install"]
