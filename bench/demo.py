@@ -77,7 +77,8 @@ def main():
         f.write(report)
     print(log)
     for target in out["targets"]:
-        print(f"TARGET {target['name']}: {target['measured']} {'PASS' if target['pass'] else 'MISS'}")
+        verdict = "PASS" if target["pass"] else "MISS"
+        print(f"TARGET {target['name']}: {target['measured']} {verdict}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ flags.DEFINE_integer("max_predictions", 10, "Masked positions per pretraining se
                      lower_bound=1)
 flags.DEFINE_integer("dupe_factor", 2, "Passes over the corpus with different masks.",
                      lower_bound=1)
-flags.DEFINE_integer("pretrain_steps", 800, "bert_tiny pretraining steps (batch 32).",
+flags.DEFINE_integer("pretrain_steps", 2000, "bert_tiny pretraining steps (batch 32).",
                      lower_bound=1)
 flags.DEFINE_float("finetune_epochs", 1.0, "Epochs over the MR training split.",
                    lower_bound=0.01)

@@ -5,6 +5,23 @@ import platform
 import time
 
 
+def _running_mean(values):
+    """Single batches are noisy: each point averages the last 4% of the run."""
+    window = max(len(values) // 25, 1)
+    out = []
+    for i in range(len(values)):
+        recent = values[max(0, i - window + 1):i + 1]
+        out.append(sum(recent) / len(recent))
+    return out, window
+
+
+def _series(ax, steps, values, label):
+    """One logged series: each batch faint, their running mean drawn over it."""
+    smooth, window = _running_mean(values)
+    line, = ax.plot(steps, smooth, label=f"{label} (mean of {window} steps)")
+    ax.plot(steps, values, alpha=0.2, color=line.get_color())
+
+
 def _plots(ctx, folder):
     """Writes the PNGs; returns their names."""
     import matplotlib
@@ -12,46 +29,38 @@ def _plots(ctx, folder):
     matplotlib.use("Agg")  # files only: no display on a server
     import matplotlib.pyplot as plt
 
+    def save(name, fig):
+        fig.tight_layout()
+        fig.savefig(os.path.join(folder, name), dpi=100)
+        plt.close(fig)
+        return name
+
     names = {}
     curve = ctx.results["pretrain"]["curve"]
     if curve:
         steps = [r["step"] for r in curve]
         fig, (loss, accuracy) = plt.subplots(1, 2, figsize=(10, 3.6))
-        loss.plot(steps, [r["mlm_loss"] for r in curve], label="MLM loss")
-        if "nsp_loss" in curve[0]:
-            loss.plot(steps, [r["nsp_loss"] for r in curve], label="NSP loss")
+        for ax, kind in ((loss, "loss"), (accuracy, "accuracy")):
+            for head in ("mlm", "nsp"):
+                if f"{head}_{kind}" in curve[0]:
+                    _series(ax, steps, [r[f"{head}_{kind}"] for r in curve],
+                            f"{head.upper()} {kind}")
         loss.set_xlabel("step")
         loss.legend()
-        for key, label in (("mlm_accuracy", "MLM accuracy"), ("nsp_accuracy", "NSP accuracy")):
-            if key in curve[0]:
-                accuracy.plot(steps, [r[key] for r in curve], label=label)
         accuracy.set_xlabel("step")
         accuracy.legend()
         fig.suptitle("bert_tiny pretraining on the Brown corpus (training batches)")
-        fig.tight_layout()
-        names["pretrain"] = "pretraining_curves.png"
-        fig.savefig(os.path.join(folder, names["pretrain"]), dpi=100)
-        plt.close(fig)
+        names["pretrain"] = save("pretraining_curves.png", fig)
     finetune = ctx.results["finetune"]
     if finetune["curve"]:
         fig, ax = plt.subplots(figsize=(6, 3.6))
         steps = [r["step"] for r in finetune["curve"]]
-        losses = [r["loss"] for r in finetune["curve"]]
-        window = max(len(losses) // 25, 1)  # a running mean: single batches are noisy
-        smooth = []
-        for i in range(len(losses)):
-            recent = losses[max(0, i - window + 1):i + 1]
-            smooth.append(sum(recent) / len(recent))
-        ax.plot(steps, losses, alpha=0.3, label="batch loss")
-        ax.plot(steps, smooth, label=f"running mean ({window} steps)")
+        _series(ax, steps, [r["loss"] for r in finetune["curve"]], "training loss")
         ax.set_xlabel("step")
         ax.set_ylabel("cross-entropy")
         ax.legend()
         ax.set_title("MiniLM-L6 fine-tuning on MR sentiment")
-        fig.tight_layout()
-        names["finetune"] = "finetuning_loss.png"
-        fig.savefig(os.path.join(folder, names["finetune"]), dpi=100)
-        plt.close(fig)
+        names["finetune"] = save("finetuning_loss.png", fig)
     parity = ctx.results["parity"]
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
     matrix = parity["confusion"]
@@ -67,10 +76,7 @@ def _plots(ctx, folder):
             ax.text(j, i, str(count), ha="center", va="center",
                     color="white" if count > top / 2 else "black")
     ax.set_title("MR test split")
-    fig.tight_layout()
-    names["confusion"] = "confusion_matrix.png"
-    fig.savefig(os.path.join(folder, names["confusion"]), dpi=100)
-    plt.close(fig)
+    names["confusion"] = save("confusion_matrix.png", fig)
     return names
 
 
@@ -123,7 +129,8 @@ def write_report(ctx, folder):
               "them).", "", "## 3. Pretraining bert_tiny", ""]
     last = pre["curve"][-1] if pre["curve"] else {}
     first = pre["curve"][0] if pre["curve"] else {}
-    lines += ["| measured on | step | MLM loss | MLM accuracy | NSP accuracy |", "|---|---|---|---|---|",
+    lines += ["| measured on | step | MLM loss | MLM accuracy | NSP accuracy |",
+              "|---|---|---|---|---|",
               f"| first logged batch | {first.get('step', '')} | {_fmt(first.get('mlm_loss'))} | "
               f"{_fmt(first.get('mlm_accuracy'))} | {_fmt(first.get('nsp_accuracy'))} |",
               f"| last logged batch | {last.get('step', '')} | {_fmt(last.get('mlm_loss'))} | "

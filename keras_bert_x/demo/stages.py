@@ -19,17 +19,13 @@ EXAMPLES = ["A gorgeous, witty and moving film; I loved every minute.",
             "Warm, funny and beautifully acted."]
 HELD_OUT = 0.05  # share of corpus documents kept for the pretraining evaluation
 # Part of every stage's cache key: bump when a stage computes something else.
-STAGES_VERSION = 2
-
-
-def _write_lines(path, lines):
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(line + "\n" for line in lines)
+STAGES_VERSION = 3
 
 
 def learn_vocab(ctx, folder):
     """A WordPiece vocabulary learned on the bundled Brown corpus."""
     from keras_bert_x.data.corpus import bundled_documents, write_documents
+    from keras_bert_x.io_utils import write_vocab
     from keras_bert_x.text.tokenizer import BertTokenizer
     from keras_bert_x.text.vocab import learn_vocabulary
 
@@ -37,7 +33,7 @@ def learn_vocab(ctx, folder):
     documents = bundled_documents()[:o.documents]
     corpus = write_documents(os.path.join(folder, "corpus.txt"), documents)
     tokens = learn_vocabulary([corpus], o.vocab_size)
-    _write_lines(os.path.join(folder, "vocab.txt"), tokens)
+    write_vocab(os.path.join(folder, "vocab.txt"), tokens)
     lines = [s for d in documents for s in d.split("\n")]
     sample = lines[:2000]
     tokenizer = BertTokenizer(tokens)
