@@ -2,6 +2,7 @@
 
 import sys
 import time
+import traceback
 
 from keras_bert_x import cli
 
@@ -58,6 +59,12 @@ def main(argv):
         print(f"\ninterrupted: finished stages are kept in {ctx.output_dir}; run the same "
               "command again to resume", file=sys.stderr)
         return 130
+    except Exception:  # a failure, not bad input: the traceback, then where things stand
+        traceback.print_exc()
+        name, partial = ctx.running or ("?", "?")
+        print(f"error: stage {name} failed (above); its partial work is in {partial}: run "
+              "again to retry it, or with --fresh to start over", file=sys.stderr)
+        return 1
     parity = results["parity"]
     print(f"\n{parity['table']}\n")
     for example in parity["examples"]:

@@ -34,12 +34,14 @@ class Stage:
 
 
 class Context:
-    """What stages share: the output folder, the flags' values, earlier stages' results."""
+    """What stages share: the output folder, the flags' values, earlier stages' results, and
+    the stage now running (for messages)."""
 
     def __init__(self, output_dir, options):
         self.output_dir = os.path.abspath(output_dir)
         self.options = options
         self.results = {}
+        self.running = None
 
     def path(self, stage, *parts):
         """A file of a finished stage."""
@@ -89,6 +91,9 @@ def run_stages(stages, ctx, fresh=False, say=print, version=""):
         for stage in stages:
             _remove(os.path.join(ctx.output_dir, stage.name))
         shutil.rmtree(os.path.join(ctx.output_dir, PARTIAL_DIR), ignore_errors=True)
+        report = os.path.join(ctx.output_dir, "report.md")  # published from them
+        if os.path.exists(report):
+            os.remove(report)
     keys = {}
     for number, stage in enumerate(stages, 1):
         keys[stage.name] = key = hashlib.sha256(json.dumps(
@@ -110,6 +115,7 @@ def run_stages(stages, ctx, fresh=False, say=print, version=""):
         elapsed = started.get("elapsed", 0.0)  # time spent in earlier, interrupted attempts
         _write(partial, {"key": key, "partial": True, "elapsed": elapsed})
         say(f"{label} ..." if not started else f"{label}: resuming ...")
+        ctx.running = (stage.name, partial)
         start = time.time()
         try:
             result = stage.run(ctx, partial)
@@ -119,9 +125,15 @@ def run_stages(stages, ctx, fresh=False, say=print, version=""):
                                  "elapsed": elapsed + time.time() - start})
         result = {**result, "key": key, "seconds": round(elapsed + time.time() - start, 1)}
         _write(partial, result)
-        _remove(final)
+        # The old folder goes aside first: until the new one is in place, one of them is whole.
+        old = final + ".old"
+        _remove(old)
+        if os.path.exists(final):
+            os.replace(final, old)
         os.replace(partial, final)
+        _remove(old)
         ctx.results[stage.name] = result
+        ctx.running = None
         say(f"{label}: {result['seconds']:.0f} s")
     shutil.rmtree(os.path.join(ctx.output_dir, PARTIAL_DIR), ignore_errors=True)
     return ctx.results
