@@ -129,8 +129,9 @@ def finetune(ctx, folder):
     os.makedirs(data, exist_ok=True)
     parts = dict(zip(("train", "dev", "test"), split(read_mr(package_file("mr")))))
     limits = {"train": o.train_examples, "dev": o.eval_examples, "test": o.eval_examples}
+    parts = {part: rows[:limits[part] or None] for part, rows in parts.items()}
     for part, rows in parts.items():
-        write_table(os.path.join(data, f"{part}.tsv"), rows[:limits[part] or None])
+        write_table(os.path.join(data, f"{part}.tsv"), rows)
     converted = os.path.join(folder, "minilm")
     if not os.path.isdir(converted):
         start = time.time()
@@ -138,8 +139,7 @@ def finetune(ctx, folder):
         convert_seconds = time.time() - start
     else:
         convert_seconds = None
-    train_rows = len(parts["train"][:o.train_examples or None])
-    steps_per_epoch = max(train_rows // 32, 1)
+    steps_per_epoch = max(len(parts["train"]) // 32, 1)
     run_dir = os.path.join(folder, "run")
     print("MiniLM-L6 is a plain encoder: the classifier's head starts fresh", flush=True)
     with _without_fresh_head_warning():  # ... which from_pretrained would say again
@@ -153,7 +153,7 @@ def finetune(ctx, folder):
     with open(os.path.join(run_dir, "eval_results.json"), encoding="utf-8") as f:
         results = json.load(f)
     _drop_checkpoints(run_dir)
-    return {"examples": {p: len(r[:limits[p] or None]) for p, r in parts.items()},
+    return {"examples": {part: len(rows) for part, rows in parts.items()},
             "convert_seconds": convert_seconds,
             "curve": _jsonl(os.path.join(run_dir, "metrics.jsonl")),
             "evaluations": results["epochs"], "model": os.path.join("finetune", "run", "final")}

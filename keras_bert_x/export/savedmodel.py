@@ -72,6 +72,18 @@ def make_tokenizer(model, max_seq_length, **kwargs):
                          **kwargs)
 
 
+def scratch_vocab(tmp, tokenizer):
+    """`tmp/scratch/vocab.txt`: the tokenizer's vocabulary as a file, for an export to take in
+    as its asset (the scratch folder itself is not part of the export)."""
+    from keras_bert_x.io_utils import write_vocab
+
+    scratch = os.path.join(tmp, "scratch")
+    os.makedirs(scratch)
+    vocab_file = os.path.join(scratch, "vocab.txt")
+    write_vocab(vocab_file, tokenizer.vocabulary)
+    return vocab_file
+
+
 def next_version(export_dir):
     versions = [int(n) for n in os.listdir(export_dir) if re.fullmatch(r"\d+", n)] \
         if os.path.isdir(export_dir) else []
@@ -136,13 +148,10 @@ def export_saved_model(model_dir, export_dir, version=None, max_seq_length=128,
     os.makedirs(export_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_dir)
     try:
-        scratch = os.path.join(tmp, "scratch")
-        os.makedirs(scratch)
-        vocab_file = os.path.join(scratch, "vocab.txt")
-        write_vocab(vocab_file, tokenizer.vocabulary)
+        vocab_file = scratch_vocab(tmp, tokenizer)
         labels_file = None
         if getattr(model, "labels", None):
-            labels_file = os.path.join(scratch, "labels.txt")
+            labels_file = os.path.join(os.path.dirname(vocab_file), "labels.txt")
             write_vocab(labels_file, model.labels)
         saved = os.path.join(tmp, "saved_model")
         write_archive(serving, saved, vocab_file, labels_file)

@@ -171,8 +171,7 @@ def export_tfhub(model_dir, export_dir, seq_length=128):
 
     `export_dir` must not exist: it appears whole when both SavedModels are written.
     """
-    from keras_bert_x.export.savedmodel import load_model, make_tokenizer
-    from keras_bert_x.io_utils import write_vocab
+    from keras_bert_x.export.savedmodel import load_model, make_tokenizer, scratch_vocab
 
     export_dir = os.path.abspath(os.fspath(export_dir))
     if os.path.exists(export_dir):
@@ -188,10 +187,7 @@ def export_tfhub(model_dir, export_dir, seq_length=128):
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.tmp-", dir=parent)
     try:
-        scratch = os.path.join(tmp, "scratch")
-        os.makedirs(scratch)
-        vocab_file = os.path.join(scratch, "vocab.txt")
-        write_vocab(vocab_file, tokenizer.vocabulary)
+        vocab_file = scratch_vocab(tmp, tokenizer)
         out = os.path.join(tmp, "out")
         tf.saved_model.save(encoder_object(model, vocab_file, tokenizer.lower_case),
                             os.path.join(out, "encoder"),
