@@ -90,13 +90,23 @@ def run_command(argv, action):
     return 0
 
 
+# Flags both trainers have.
+TRAINER_HELP = {
+    "steps_per_loop": "Optimizer steps per tf.function call: the host waits, logs metrics "
+                      "and checks for SIGTERM once per loop (cut short at checkpoints, "
+                      "evaluations and the end). Large values keep a TPU/GPU busy.",
+    "jit_compile": "Compile each replica's train and eval step with XLA (static shapes; what "
+                   "a TPU needs). No speed-up on CPU.",
+}
+
+
 def define_trainer_flags(config_class, help_texts):
     """A trainer's flags: one per field of its config, and --num_cpu_devices. The script must
     call `flags.adopt_module_key_flags(cli)` for its --help to list them (absl files a flag
     under the module that defines it)."""
     from absl import flags
 
-    define_dataclass_flags(config_class, help_texts)
+    define_dataclass_flags(config_class, {**TRAINER_HELP, **help_texts})
     flags.DEFINE_integer("num_cpu_devices", 0, "Split the CPU into N logical devices (testing "
                          "--strategy=mirrored without accelerators).")
 

@@ -57,6 +57,8 @@ class FinetuneConfig:
     log_steps: int = 50
     cluster_timeout: float = 120.0
     progress: bool = True
+    steps_per_loop: int = 1               # steps per tf.function call (host syncs)
+    jit_compile: bool = False              # XLA-compile each replica's train/eval step
 
 
 def _validate(cfg):
@@ -217,10 +219,11 @@ def _run_finetuning(cfg):
         optimizer = create_optimizer("adamw", cfg.learning_rate, total,
                                      int(cfg.warmup_ratio * total), cfg.weight_decay)
         loop = TrainingLoop(strategy, model, optimizer, data.task, cfg.grad_accum_steps,
-                            cfg.clip_norm, TrainingLoop.loss_scale_for(cfg.mixed_precision))
+                            cfg.clip_norm, TrainingLoop.loss_scale_for(cfg.mixed_precision),
+                            cfg.jit_compile)
     trainer = Trainer(cfg.model_dir, strategy, loop, total, cfg.train_batch_size,
                       cfg.save_checkpoints_steps or per_epoch, cfg.keep_checkpoint_max,
-                      cfg.log_steps, cfg.progress)
+                      cfg.log_steps, cfg.progress, cfg.steps_per_loop)
     history = []
     if trainer.restore():  # the epochs evaluated before the interruption
         history = _evaluations(cfg.model_dir, trainer.start_step, per_epoch)

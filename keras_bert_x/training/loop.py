@@ -41,6 +41,11 @@ class TrainingLoop:
     Create the model and optimizer under `strategy.scope()`. `loss_scale` > 0 turns on dynamic
     loss scaling for mixed_float16: a step whose gradients overflow changes no variable, the
     scale halves; after 2000 good steps it doubles.
+
+    `train_steps(iterator, n)` runs n steps inside one `tf.function` (a graph loop, as Model
+    Garden's Orbit does): the host waits, and fetches metrics, once per n steps, which is what
+    keeps an accelerator busy. `jit_compile=True` compiles each replica's step with XLA (the
+    condition for a TPU); it needs static shapes, which every reader of ours gives.
     """
 
     GROWTH_INTERVAL = 2000
@@ -52,7 +57,7 @@ class TrainingLoop:
         return cls.INITIAL_LOSS_SCALE if mixed_precision == "mixed_float16" else 0.0
 
     def __init__(self, strategy, model, optimizer, task, grad_accum_steps=1, clip_norm=1.0,
-                 loss_scale=0.0):
+                 loss_scale=0.0, jit_compile=False):
         self.strategy, self.model, self.optimizer, self.task = strategy, model, optimizer, task
         self.grad_accum_steps = grad_accum_steps
         self.clip_norm = clip_norm
@@ -65,7 +70,15 @@ class TrainingLoop:
         _reduced_gradients_only(optimizer)
         self._use_loss_scale = loss_scale > 0
         self._initial_loss_scale = float(loss_scale)
-        self._train = tf.function(self._train_step)
+        self.jit_compile = jit_compile
+        if jit_compile:
+            # Compiled per replica, inside strategy.run: reading the iterator and the
+            # cross-replica reductions stay outside XLA.
+            self._replica_gradients = tf.function(self._replica_gradients, jit_compile=True)
+            self._replica_train = tf.function(self._replica_train, jit_compile=True)
+            self._replica_apply = tf.function(self._replica_apply, jit_compile=True)
+            self._eval_replica = tf.function(self._eval_replica, jit_compile=True)
+        self._train = tf.function(self._train_loop)
         self._eval = tf.function(self._eval_step)
 
     def reset_loss_scale_if_unset(self):
@@ -156,23 +169,36 @@ class TrainingLoop:
         self.good_steps.assign(0)
         return tf.constant(False)
 
+    def _train_loop(self, iterator, steps):
+        metrics = self._train_step(iterator)
+        for _ in tf.range(steps - 1):
+            metrics = self._train_step(iterator)
+        return metrics
+
+    def train_steps(self, iterator, steps=1):
+        """`steps` optimizer steps on the next global batches, in one call; returns the last
+        step's metrics as numbers (the host syncs once)."""
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        # A tensor, so that every count runs the same traced graph.
+        metrics = self._train(iterator, tf.constant(steps, tf.int32))
+        return {k: float(v) for k, v in metrics.items()}
+
     def train_step(self, iterator):
         """One optimizer step on the next global batch; returns numpy metrics."""
-        return {k: float(v) for k, v in self._train(iterator).items()}
+        return self.train_steps(iterator, 1)
 
     # -- eval ----------------------------------------------------------------------------------
+    def _eval_replica(self, batch):
+        outputs = self.model({n: batch[n] for n in self.task.model_inputs}, training=False)
+        extra = {}
+        if hasattr(self.task, "prediction_outputs"):
+            extra = dict(self.task.prediction_outputs(batch, outputs),
+                         example_index=batch["example_index"])
+        return self.task.sums(batch, outputs), extra
+
     def _eval_step(self, batch):
-        predict = hasattr(self.task, "prediction_outputs")
-
-        def replica(batch):
-            outputs = self.model({n: batch[n] for n in self.task.model_inputs}, training=False)
-            extra = {}
-            if predict:
-                extra = dict(self.task.prediction_outputs(batch, outputs),
-                             example_index=batch["example_index"])
-            return self.task.sums(batch, outputs), extra
-
-        sums, extra = self.strategy.run(replica, args=(batch,))
+        sums, extra = self.strategy.run(self._eval_replica, args=(batch,))
         sums = {n: self.strategy.reduce(_SUM, v, axis=None) for n, v in sums.items()}
         # Every replica's (every worker's) predictions, on every worker.
         return sums, {n: self.strategy.gather(v, axis=0) for n, v in extra.items()}

@@ -37,6 +37,48 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 @keras.saving.register_keras_serializable(package="keras_bert_x")
+class AdamW(keras.optimizers.AdamW):
+    """Keras's AdamW, computing the same update, with TensorFlow's fused Adam kernel.
+
+    Keras's AdamW runs about ten element-wise ops per variable (each a pass over a 30k×H word
+    embedding table and its two moments) and evaluates the learning-rate schedule once more per
+    variable for the weight decay; on the TensorFlow backend this class decays and then calls
+    `ResourceApplyAdam`, one pass, which is the kernel Model Garden's AdamWeightDecay uses.
+    Other backends, and gradients that are not dense float32, take Keras's own update.
+    """
+
+    def _fused(self):
+        return keras.backend.backend() == "tensorflow"
+
+    def _apply_weight_decay(self, variables):
+        if not self._fused():
+            super()._apply_weight_decay(variables)
+        # Else in update_step, with the learning rate it is given.
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not self._fused():
+            return super().update_step(gradient, variable, learning_rate)
+        import tensorflow as tf
+
+        lr = tf.cast(learning_rate, variable.dtype)
+        if self.weight_decay and self._use_weight_decay(variable):
+            variable.assign_sub(variable * (tf.cast(self.weight_decay, variable.dtype) * lr))
+        if (variable.dtype != tf.float32 or self.amsgrad
+                or isinstance(gradient, tf.IndexedSlices)):
+            return super().update_step(gradient, variable, learning_rate)
+        index = self._get_variable_index(variable)
+        step = tf.cast(self.iterations + 1, tf.float32)
+        beta_1, beta_2 = tf.constant(self.beta_1, tf.float32), tf.constant(self.beta_2, tf.float32)
+        # `variable` is the tf.Variable (on a replica's device under a strategy); the moments
+        # are Keras variables, whose `.value.handle` is that device's copy in an update call.
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].value.handle,
+            v=self._velocities[index].value.handle, beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step), lr=lr, beta1=beta_1, beta2=beta_2,
+            epsilon=tf.constant(self.epsilon, tf.float32), grad=tf.cast(gradient, tf.float32))
+
+
+@keras.saving.register_keras_serializable(package="keras_bert_x")
 class Lamb(keras.optimizers.Optimizer):
     """LAMB (You et al. 2019) with BERT's exclusions.
 
@@ -90,7 +132,7 @@ def create_optimizer(name, learning_rate, num_train_steps, num_warmup_steps, wei
     schedule = WarmupPolynomialDecay(learning_rate, num_warmup_steps, num_train_steps,
                                      end_learning_rate, power)
     if name == "adamw":
-        optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay,
+        optimizer = AdamW(learning_rate=schedule, weight_decay=weight_decay,
                                            beta_1=0.9, beta_2=0.999, epsilon=epsilon)
         optimizer.exclude_from_weight_decay(var_names=list(EXCLUDED))
         return optimizer

@@ -45,6 +45,8 @@ class PretrainConfig:
     eval_interval_steps: int = 0           # also evaluate every N steps (0: at the end only)
     cluster_timeout: float = 120.0
     progress: bool = True
+    steps_per_loop: int = 1               # steps per tf.function call (host syncs)
+    jit_compile: bool = False              # XLA-compile each replica's train/eval step
 
 
 def _bert_config(cfg):
@@ -141,7 +143,7 @@ def _build(cfg, config, strategy):
                                      cfg.num_warmup_steps, cfg.weight_decay)
         loop = TrainingLoop(strategy, model, optimizer, PretrainingTask(nsp=cfg.nsp),
                             cfg.grad_accum_steps, cfg.clip_norm,
-                            TrainingLoop.loss_scale_for(cfg.mixed_precision))
+                            TrainingLoop.loss_scale_for(cfg.mixed_precision), cfg.jit_compile)
     return model, loop
 
 
@@ -170,7 +172,7 @@ def _run_pretraining(cfg):
     model, loop = _build(cfg, config, strategy)
     trainer = Trainer(cfg.model_dir, strategy, loop, cfg.num_train_steps, cfg.train_batch_size,
                       cfg.save_checkpoints_steps, cfg.keep_checkpoint_max, cfg.log_steps,
-                      cfg.progress)
+                      cfg.progress, cfg.steps_per_loop)
     if not trainer.restore() and cfg.init_checkpoint:
         initialize_from(cfg.init_checkpoint, model)
         print(f"initialized from {cfg.init_checkpoint}", file=sys.stderr)

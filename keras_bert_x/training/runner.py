@@ -30,6 +30,8 @@ def check_common_settings(cfg, *output_dirs):
         if os.path.isdir(path) and os.listdir(path) and not is_our_format(path):
             raise BertInputError(f"{path}: exists and is not a keras_bert_x model directory; "
                                  "the trained model is saved there: move it away first")
+    if cfg.steps_per_loop < 1:
+        raise BertInputError(f"--steps_per_loop={cfg.steps_per_loop}: must be at least 1")
     if cfg.grad_accum_steps < 1:
         raise BertInputError(f"--grad_accum_steps={cfg.grad_accum_steps}: must be at least 1")
     if cfg.mixed_precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
@@ -100,13 +102,13 @@ class Trainer:
 
     def __init__(self, model_dir, strategy, loop, num_train_steps, batch_size,
                  save_checkpoints_steps=1000, keep_checkpoint_max=3, log_steps=50,
-                 progress=True):
+                 progress=True, steps_per_loop=1):
         from keras_bert_x.training.checkpoints import CheckpointKeeper, random_states
 
         self.model_dir, self.loop = model_dir, loop
         self.num_train_steps, self.batch_size = num_train_steps, batch_size
         self.save_checkpoints_steps, self.log_steps = save_checkpoints_steps, log_steps
-        self.progress = progress
+        self.progress, self.steps_per_loop = progress, steps_per_loop
         self.is_chief, task_id = chief_and_index()
         with strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
@@ -145,8 +147,21 @@ class Trainer:
             with open_log(os.path.join(self.model_dir, "eval_metrics.jsonl")) as f:
                 f.write(json.dumps({"step": step, **metrics}) + "\n")
 
+    def _steps_to_run(self, current, eval_interval_steps):
+        """Steps in the next call: `steps_per_loop`, cut short at the next checkpoint,
+        evaluation or the end, so those happen at the same steps whatever `steps_per_loop`."""
+        stops = [self.num_train_steps, (current // self.save_checkpoints_steps + 1)
+                 * self.save_checkpoints_steps]
+        if eval_interval_steps:
+            stops.append((current // eval_interval_steps + 1) * eval_interval_steps)
+        return max(1, min(self.steps_per_loop, min(stops) - current))
+
     def train(self, iterator, evaluate=None, eval_interval_steps=0, after_evaluation=None):
-        """Trains to num_train_steps; returns the last step's metrics (and `eval_*` ones)."""
+        """Trains to num_train_steps; returns the last step's metrics (and `eval_*` ones).
+
+        With `steps_per_loop` > 1 the steps run in graph loops of that many (fewer before a
+        checkpoint, an evaluation or the end); metrics are logged, and SIGTERM is noticed,
+        once per loop, for its last step."""
         from tqdm import tqdm
 
         from keras_bert_x.training.checkpoints import StopFlag
@@ -176,17 +191,20 @@ class Trainer:
             run_evaluation(start)  # stopped between the checkpoint and the evaluation
         try:
             while self.start_step < self.num_train_steps:
-                metrics = self.loop.train_step(iterator)
-                self.step.assign_add(1)
+                steps = self._steps_to_run(self.start_step, evaluate and eval_interval_steps)
+                previous = self.start_step
+                metrics = self.loop.train_steps(iterator, steps)
+                self.step.assign_add(steps)
                 current = self.start_step
                 metrics["learning_rate"] = float(self.loop.optimizer.learning_rate)  # next step's
                 if log:
                     log.write(json.dumps({"step": current, **metrics}) + "\n")
                     log.flush()
-                bar.update(1)
+                bar.update(steps)
                 bar.set_postfix(loss=f"{metrics['loss']:.3f}",
                                 lr=f"{metrics['learning_rate']:.2e}")
-                if current % self.log_steps == 0 or current == self.num_train_steps:
+                if (current // self.log_steps > previous // self.log_steps
+                        or current == self.num_train_steps):
                     rate = (current - last_step) / max(time.time() - last_time, 1e-9)
                     with writer.as_default(step=current):
                         for name, value in metrics.items():
