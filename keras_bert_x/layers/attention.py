@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from keras_bert_x.layers.dropout import Dropout
+
 
 def attention_bias(mask, fill_value):
     """Turns a 1 = attend / 0 = ignore mask into an additive float32 bias on attention scores.
@@ -54,7 +56,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.output_dense = keras.layers.Dense(hidden, kernel_initializer=init,
                                                dtype=self.dtype_policy, name="output")
         self.output_dense.build(input_shape)
-        self.probs_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.probs_dropout = Dropout(self.dropout, dtype=self.dtype_policy)
         self.built = True
 
     def _split_heads(self, x, batch, seq_len):

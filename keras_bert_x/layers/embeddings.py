@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_bert_x.layers.dropout import Dropout
+
 
 @keras.saving.register_keras_serializable(package="keras_bert_x")
 class BertEmbeddings(keras.layers.Layer):
@@ -28,7 +30,7 @@ class BertEmbeddings(keras.layers.Layer):
         self.initializer_range = initializer_range
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="layer_norm")
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         init = keras.initializers.TruncatedNormal(stddev=self.initializer_range)
