@@ -62,7 +62,8 @@ class AdamW(keras.optimizers.AdamW):
 
         lr = tf.cast(learning_rate, variable.dtype)
         if self.weight_decay and self._use_weight_decay(variable):
-            variable.assign_sub(variable * (tf.cast(self.weight_decay, variable.dtype) * lr))
+            # One pass (read, write) instead of Keras's two: var - var·wd·lr = var·(1 - wd·lr).
+            variable.assign(variable * (1.0 - tf.cast(self.weight_decay, variable.dtype) * lr))
         if (variable.dtype != tf.float32 or self.amsgrad
                 or isinstance(gradient, tf.IndexedSlices)):
             return super().update_step(gradient, variable, learning_rate)

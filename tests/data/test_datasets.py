@@ -62,7 +62,10 @@ def test_evaluation_batches_are_full_and_alike_on_every_pipeline(shards, num_fil
     per_pipeline = []
     for pipeline in range(2):
         ctx = tf.distribute.InputContext(2, pipeline, replicas)
-        batches = list(pretraining_dataset(files, 7, T, P, is_training=False, input_context=ctx))
+        dataset = pretraining_dataset(files, 7, T, P, is_training=False, input_context=ctx)
+        # Static shapes: what jit_compile and a TPU need (a ragged last batch would retrace).
+        assert all(spec.shape[0] == 7 for spec in dataset.element_spec.values())
+        batches = list(dataset)
         assert all(b["input_word_ids"].shape == (7, T) for b in batches)
         weights = np.concatenate([b["example_weights"].numpy() for b in batches])
         masked = np.concatenate([b["masked_lm_weights"].numpy() for b in batches])

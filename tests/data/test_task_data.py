@@ -275,7 +275,9 @@ def test_eval_batches_every_example_once_then_padding():
 
     seen = []
     for pipeline in range(2):
-        batches = list(eval_dataset(_features(21), 4, tf.distribute.InputContext(2, pipeline, 2)))
+        dataset = eval_dataset(_features(21), 4, tf.distribute.InputContext(2, pipeline, 2))
+        assert all(spec.shape[0] == 4 for spec in dataset.element_spec.values())  # static
+        batches = list(dataset)
         assert all(b["labels"].shape == (4,) for b in batches) and len(batches) == 3
         seen += [i for b in batches for i in b["example_index"].numpy() if i >= 0]
     assert sorted(seen) == list(range(21))

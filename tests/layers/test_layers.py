@@ -66,3 +66,60 @@ def test_pooler():
     x = np.random.default_rng(0).normal(size=(2, 4, 8)).astype("float32")
     out = _round_trip(BertPooler(), x)
     assert tuple(out.shape) == (2, 8) and np.abs(out).max() <= 1.0
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_dropout_rate_scale_and_gradient(policy):
+    import tensorflow as tf
+
+    from keras_bert_x.layers import Dropout
+
+    layer = Dropout(0.1, seed=7, dtype=policy)
+    x = tf.ones((32, 128, 255))  # an odd element count: the 16-bit halves do not pair up
+    first = np.asarray(ops.cast(layer(x, training=True), "float32"))
+    second = np.asarray(ops.cast(layer(x, training=True), "float32"))
+    assert abs((first == 0).mean() - 0.1) < 0.003
+    kept = 1 / 0.9 if policy == "float32" else float(tf.cast(1 / 0.9, tf.bfloat16))
+    np.testing.assert_allclose(np.unique(first[first != 0]), [kept], rtol=1e-6)
+    assert 0.1 < (first != second).mean() < 0.25  # a fresh mask every call
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), np.asarray(x))
+    same_seed = Dropout(0.1, seed=7, dtype=policy)
+    np.testing.assert_array_equal(np.asarray(ops.cast(same_seed(x, training=True), "float32")),
+                                  first)
+    variable = tf.Variable(tf.ones((4, 6)))
+    with tf.GradientTape() as tape:
+        out = tf.reduce_sum(tf.cast(Dropout(0.5, seed=1, dtype=policy)(variable, training=True),
+                                    tf.float32))
+    gradient = tape.gradient(out, variable).numpy()
+    assert set(np.unique(gradient)) <= {0.0, 2.0} and 0 < (gradient == 0).sum() < 24
+    assert keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(layer)).get_config() == layer.get_config()
+
+
+def test_gelu_erf_is_exact_gelu():
+    from keras_bert_x.layers.transformer import gelu_erf
+
+    x = np.linspace(-8, 8, 2001).astype("float32")
+    np.testing.assert_allclose(np.asarray(gelu_erf(x)),
+                               np.asarray(keras.activations.gelu(x, approximate=False)),
+                               atol=1e-6, rtol=1e-6)  # float32 rounding in the far left tail
+
+
+def test_mlm_projection_without_transposes_has_the_same_values_and_gradients():
+    import tensorflow as tf
+
+    from keras_bert_x.layers.heads import _times_transposed
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(2, 3, 8)), tf.float32)
+    table = tf.Variable(rng.normal(size=(11, 8)).astype("float32"))
+    results = []
+    for project in (_times_transposed, lambda a, t: ops.matmul(a, ops.transpose(t))):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = project(x, table)
+            loss = tf.reduce_sum(logits * tf.range(11, dtype=tf.float32))
+        results.append([logits, *tape.gradient(loss, [x, table])])
+    assert results[0][0].shape == (2, 3, 11)
+    for a, b in zip(*results):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
