@@ -71,13 +71,15 @@ class TrainingLoop:
         self._use_loss_scale = loss_scale > 0
         self._initial_loss_scale = float(loss_scale)
         self.jit_compile = jit_compile
-        if jit_compile:
-            # Compiled per replica, inside strategy.run: reading the iterator and the
-            # cross-replica reductions stay outside XLA.
-            self._replica_gradients = tf.function(self._replica_gradients, jit_compile=True)
-            self._replica_train = tf.function(self._replica_train, jit_compile=True)
-            self._replica_apply = tf.function(self._replica_apply, jit_compile=True)
-            self._eval_replica = tf.function(self._eval_replica, jit_compile=True)
+        if jit_compile and not isinstance(strategy, tf.distribute.TPUStrategy):
+            # (A TPU compiles every replica's step whole, by itself.) Under Mirrored
+            # strategies, forward and backward, between the all-reduces (which XLA cannot hold
+            # there; a compiled evaluation step also fails there, reading another replica's
+            # variables); on one device, also the optimizer update and the evaluation step.
+            self._forward_backward = tf.function(self._forward_backward, jit_compile=True)
+            if type(strategy).__name__ in ("_DefaultDistributionStrategy", "OneDeviceStrategy"):
+                self._replica_apply = tf.function(self._replica_apply, jit_compile=True)
+                self._eval_replica = tf.function(self._eval_replica, jit_compile=True)
         self._train = tf.function(self._train_loop)
         self._eval = tf.function(self._eval_step)
 
@@ -91,8 +93,19 @@ class TrainingLoop:
     def _replica_gradients(self, batch):
         """(all-reduced, unscaled, clipped gradients, sums, norm, all finite) on one replica."""
         ctx = tf.distribute.get_replica_context()
-        variables = self.model.trainable_variables
         counts = ctx.all_reduce(_SUM, self.task.counts(batch))
+        grads, sums = self._forward_backward(batch, counts)
+        grads = ctx.all_reduce(_SUM, grads)
+        if self._use_loss_scale:
+            grads = [g / self.loss_scale for g in grads]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        grads, norm = tf.clip_by_global_norm(grads, self.clip_norm)
+        return grads, sums, norm, finite
+
+    def _forward_backward(self, batch, counts):
+        """This replica's (gradients, loss sums), added over its micro-batches: everything of a
+        step between the all-reduces, so that it compiles on its own under any strategy."""
+        variables = self.model.trainable_variables
         k = self.grad_accum_steps
         # Equal micro-batches or none: a remainder would be dropped from the gradient while
         # still counted in the loss normalisers. Static shapes (TPU) are checked at tracing.
@@ -119,15 +132,12 @@ class TrainingLoop:
                 # Variables the loss does not reach (the pooler of a BertMaskedLM) get no
                 # gradient, and no update: not even weight decay.
                 self._trained = [j for j, g in enumerate(step_grads) if g is not None]
-                grads = [tf.zeros_like(variables[j]) for j in self._trained]
-            grads = [a + tf.convert_to_tensor(step_grads[j]) for a, j in zip(grads, self._trained)]
+                grads = [tf.convert_to_tensor(step_grads[j]) for j in self._trained]
+            else:
+                grads = [a + tf.convert_to_tensor(step_grads[j])
+                         for a, j in zip(grads, self._trained)]
             sums = s if sums is None else {n: sums[n] + s[n] for n in s}
-        grads = ctx.all_reduce(_SUM, grads)
-        if self._use_loss_scale:
-            grads = [g / self.loss_scale for g in grads]
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
-        grads, norm = tf.clip_by_global_norm(grads, self.clip_norm)
-        return grads, sums, norm, finite
+        return grads, sums
 
     def _replica_apply(self, grads):
         variables = self.model.trainable_variables

@@ -167,6 +167,29 @@ def test_mirrored_matches_one_device(init_dir, task_files, tmp_path, task, polic
             assert mirrored[key] == pytest.approx(value, abs=tolerance * max(1.0, abs(value))), key
 
 
+def test_compiled_graph_loops_on_two_replicas_match_the_plain_loop(init_dir, task_files,
+                                                                     tmp_path):
+    """SQuAD (padded batches, predictions gathered for host metrics) with --jit_compile and
+    --steps_per_loop=5 on two replicas: the same losses at the steps it logs, and the same
+    evaluations, as one device stepping one batch at a time."""
+    runs = {}
+    for name, extra in (("plain", []), ("fast", ["--strategy=mirrored", "--num_cpu_devices=2",
+                                                 "--jit_compile", "--steps_per_loop=5"])):
+        model_dir = tmp_path / name
+        run = run_script("finetune.py", *_args("squad", init_dir, task_files, model_dir,
+                                               epochs=2, train_batch_size=12), *extra)
+        assert run.returncode == 0, run.stderr[-3000:]
+        runs[name] = (_losses(model_dir),
+                      json.loads((model_dir / "eval_results.json").read_text())["epochs"])
+    (plain, plain_evals), (fast, fast_evals) = runs["plain"], runs["fast"]
+    assert len(fast) < len(plain) and max(fast) == max(plain)  # logged once per loop
+    for step, loss in fast.items():
+        assert loss == pytest.approx(plain[step], abs=1e-4), step
+    for a, b in zip(plain_evals, fast_evals):
+        for key, value in a.items():
+            assert b[key] == pytest.approx(value, abs=1e-3 * max(1.0, abs(value))), key
+
+
 @pytest.mark.parametrize("case", ["unseen_label", "conll_fields", "empty_file",
                                   "missing_column", "squad_offset"])
 def test_bad_input(init_dir, task_files, tmp_path, case):

@@ -53,6 +53,28 @@ def test_kill_9_then_resume_gives_the_same_losses(train_files, tmp_path, variant
         assert abs(expected[step] - got[step]) <= 1e-5, (step, expected[step], got[step])
 
 
+@pytest.mark.parametrize("strategy", ["default", "mirrored"])
+def test_accelerator_loop_compiled_and_in_graph_loops(train_files, tmp_path, strategy):
+    """What a TPU or GPU run uses: --jit_compile and --steps_per_loop (here 4, cut to 3 by the
+    checkpoints every 3 steps), on one device and on two replicas: same losses as the plain
+    loop, checkpoints where asked, metrics once per loop."""
+    reference = tmp_path / "reference"
+    run = run_script("pretrain.py", f"--model_dir={reference}", *common_args(train_files))
+    assert run.returncode == 0, run.stderr[-3000:]
+    extra = {"strategy": "mirrored", "num_cpu_devices": 2} if strategy == "mirrored" else {}
+    fast = tmp_path / "fast"
+    run = run_script("pretrain.py", f"--model_dir={fast}", *common_args(
+        train_files, steps_per_loop=4, jit_compile=None, **extra))
+    assert run.returncode == 0, run.stderr[-3000:]
+    expected, got = losses(reference), losses(fast)
+    assert sorted(got) == [3, 6]
+    for step in got:
+        assert abs(expected[step] - got[step]) <= 1e-4, (step, expected[step], got[step])
+    checkpoints = {p.name.split(".")[0] for p in (fast / "checkpoints").iterdir()
+                   if p.name.startswith("ckpt-")}
+    assert checkpoints == {"ckpt-3", "ckpt-6"}
+
+
 def test_sigterm_saves_a_checkpoint(train_files, tmp_path):
     args = common_args(train_files, num_train_steps=400, save_checkpoints_steps=1000)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -90,7 +112,8 @@ def test_trains_on_model_garden_records(train_files, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["no_match", "bad_features", "init_shapes", "bad_tpu",
-                                  "tpu_name", "accum_uneven", "accum_per_replica"])
+                                  "tpu_name", "accum_uneven", "accum_per_replica",
+                                  "steps_per_loop"])
 def test_bad_input_one_error_line(train_files, tmp_path, case, minilm_dir):
     model_dir = tmp_path / "run"
     (model_dir / "checkpoints").mkdir(parents=True)
@@ -111,6 +134,8 @@ def test_bad_input_one_error_line(train_files, tmp_path, case, minilm_dir):
     elif case == "accum_uneven":  # 8 examples cannot make 3 equal micro-batches
         overrides = {"grad_accum_steps": 3}
         expected = "gives 8 examples per replica, which --grad_accum_steps=3 does not divide"
+    elif case == "steps_per_loop":
+        overrides, expected = {"steps_per_loop": 0}, "--steps_per_loop=0: must be at least 1"
     else:  # 8 over 2 replicas is 4 each: fewer than 8 micro-batches
         overrides = {"grad_accum_steps": 8, "strategy": "mirrored", "num_cpu_devices": 2}
         expected = "gives 4 examples per replica, which --grad_accum_steps=8 does not divide"
