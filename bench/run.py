@@ -270,6 +270,9 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="timed steps per variant")
     parser.add_argument("--repeats", type=int, default=2, help="fresh processes per variant")
     parser.add_argument("--output_dir", default=os.path.join(ROOT, "bench", "results"))
+    parser.add_argument("--quick", action="store_true",
+                        help="bert_mini rows of ours, keras-hub and Model Garden only (a smoke "
+                             "test of the suite, not a measurement)")
     args = parser.parse_args()
     suites = ["train", "infer", "data", "tflite"] if args.suite == "all" else [args.suite]
     started = time.time()
@@ -288,7 +291,12 @@ def main():
             log(f"suite {suite}")
             if suite in ("infer", "tflite"):
                 child(dict(suite="prepare", impl=suite, steps=0), work)
-            results = measure(variants(suite, args.steps), args.repeats, work, log)
+            specs = variants(suite, args.steps)
+            if args.quick:
+                specs = [s for s in specs if s.get("size", "bert_mini") == "bert_mini"
+                         and s.get("name", s["impl"]) in ("ours", "keras_hub", "model_garden")
+                         and s.get("batch", 8) == 8] or specs
+            results = measure(specs, args.repeats, work, log)
             report.setdefault("raw", {}).update(results)
             if suite == "train":
                 report["train"] = train_table(results, peak)
