@@ -34,7 +34,7 @@ def main():
         options = {k: spec[k] for k in ("steps_per_loop", "jit_compile") if k in spec}
         step, per_call = train.BUILDERS[spec["impl"]](spec["size"], spec["batch"],
                                                       spec["dtype"], **options)
-        result = time_calls(step, max(1, steps // per_call), per_call)
+        result = time_calls(step, steps, per_call)  # `steps` calls of per_call steps each
     elif suite == "infer":
         from bench.perf import infer
 

@@ -43,8 +43,8 @@ class TrainingLoop:
     scale halves; after 2000 good steps it doubles.
 
     `train_steps(iterator, n)` runs n steps inside one `tf.function` (a graph loop, as Model
-    Garden's Orbit does): the host waits, and fetches metrics, once per n steps, which is what
-    keeps an accelerator busy. `jit_compile=True` compiles each replica's step with XLA (the
+    Garden's Orbit does): the host waits, and fetches metrics (over the n steps), once per n
+    steps, which is what keeps an accelerator busy. `jit_compile=True` compiles each replica's step with XLA (the
     condition for a TPU); it needs static shapes, which every reader of ours gives.
     """
 
@@ -71,6 +71,7 @@ class TrainingLoop:
         self._use_loss_scale = loss_scale > 0
         self._initial_loss_scale = float(loss_scale)
         self.jit_compile = jit_compile
+        self._step_outputs = None
         if jit_compile and not isinstance(strategy, tf.distribute.TPUStrategy):
             # (A TPU compiles every replica's step whole, by itself.) Under Mirrored
             # strategies, forward and backward, between the all-reduces (which XLA cannot hold
@@ -161,11 +162,7 @@ class TrainingLoop:
         else:
             sums, norm = self.strategy.run(self._replica_train, args=(batch,))
         sums = {n: self.strategy.reduce(_SUM, v, axis=None) for n, v in sums.items()}
-        metrics = self.task.metrics(sums)
-        metrics["grad_norm"] = self.strategy.experimental_local_results(norm)[0]
-        if self._use_loss_scale:
-            metrics["loss_scale"] = tf.identity(self.loss_scale)
-        return metrics
+        return sums, self.strategy.experimental_local_results(norm)[0]
 
     def _apply_and_grow(self, grads):
         self.strategy.run(self._replica_apply, args=(grads,))
@@ -180,16 +177,30 @@ class TrainingLoop:
         return tf.constant(False)
 
     def _train_loop(self, iterator, steps):
-        metrics = self._train_step(iterator)
-        for _ in tf.range(steps - 1):
-            metrics = self._train_step(iterator)
+        """`steps` steps in one graph loop; metrics over all of them (the task's global-count
+        sums add up over steps; the gradient norm is their mean)."""
+        # A graph loop's variables need their structure before it: zeros shaped like one step's
+        # outputs, known from `_step_outputs` (the step itself is traced once, in the loop).
+        totals = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype),
+                                       self._step_outputs)
+        for _ in tf.range(steps):
+            totals = tf.nest.map_structure(tf.add, totals, self._train_step(iterator))
+        sums, norms = totals
+        metrics = self.task.metrics(sums)
+        metrics["grad_norm"] = norms / tf.cast(steps, norms.dtype)
+        if self._use_loss_scale:
+            metrics["loss_scale"] = tf.identity(self.loss_scale)
         return metrics
 
     def train_steps(self, iterator, steps=1):
-        """`steps` optimizer steps on the next global batches, in one call; returns the last
-        step's metrics as numbers (the host syncs once)."""
+        """`steps` optimizer steps on the next global batches, in one call (the host syncs
+        once); returns their metrics as numbers, over all `steps` steps."""
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
+        if self._step_outputs is None:  # traced, not run: only the structure is wanted
+            outputs = tf.function(self._train_step).get_concrete_function(iterator)
+            self._step_outputs = tf.nest.map_structure(
+                lambda t: tf.TensorSpec(t.shape, t.dtype), outputs.structured_outputs)
         # A tensor, so that every count runs the same traced graph.
         metrics = self._train(iterator, tf.constant(steps, tf.int32))
         return {k: float(v) for k, v in metrics.items()}

@@ -2,7 +2,7 @@
 
 Checkpoints (model, optimizer, step, loss scale, dropout seed states) and resume, SIGTERM (save
 and exit 143), TensorBoard scalars in `model_dir/train` and `model_dir/eval`, every step's
-metrics in `metrics.jsonl` and every evaluation in `eval_metrics.jsonl`, a progress bar, and
+metrics (with --steps_per_loop N, every loop's, over its steps) in `metrics.jsonl` and every evaluation in `eval_metrics.jsonl`, a progress bar, and
 evaluation every N steps. Under MultiWorkerMirroredStrategy every worker runs it (saves and
 evaluations are collective); only the chief writes files.
 """
@@ -160,8 +160,9 @@ class Trainer:
         """Trains to num_train_steps; returns the last step's metrics (and `eval_*` ones).
 
         With `steps_per_loop` > 1 the steps run in graph loops of that many (fewer before a
-        checkpoint, an evaluation or the end); metrics are logged, and SIGTERM is noticed,
-        once per loop, for its last step."""
+        checkpoint, an evaluation or the end); metrics (over the loop's steps) are logged, and
+        SIGTERM is noticed, once per loop: keep a loop shorter than a preemption's grace
+        period."""
         from tqdm import tqdm
 
         from keras_bert_x.training.checkpoints import StopFlag

@@ -183,8 +183,10 @@ def test_compiled_graph_loops_on_two_replicas_match_the_plain_loop(init_dir, tas
                       json.loads((model_dir / "eval_results.json").read_text())["epochs"])
     (plain, plain_evals), (fast, fast_evals) = runs["plain"], runs["fast"]
     assert len(fast) < len(plain) and max(fast) == max(plain)  # logged once per loop
-    for step, loss in fast.items():
-        assert loss == pytest.approx(plain[step], abs=1e-4), step
+    steps = sorted(fast)
+    for start, step in zip([0] + steps, steps):  # a loop's loss is over its steps
+        window = [plain[s] for s in range(start + 1, step + 1)]
+        assert min(window) - 1e-4 <= fast[step] <= max(window) + 1e-4, (step, window)
     for a, b in zip(plain_evals, fast_evals):
         for key, value in a.items():
             assert b[key] == pytest.approx(value, abs=1e-3 * max(1.0, abs(value))), key

@@ -68,8 +68,14 @@ def test_accelerator_loop_compiled_and_in_graph_loops(train_files, tmp_path, str
     assert run.returncode == 0, run.stderr[-3000:]
     expected, got = losses(reference), losses(fast)
     assert sorted(got) == [3, 6]
-    for step in got:
-        assert abs(expected[step] - got[step]) <= 1e-4, (step, expected[step], got[step])
+    for step in got:  # each loop's loss is over its 3 steps (weighted by masked tokens)
+        window = [expected[s] for s in range(step - 2, step + 1)]
+        assert min(window) - 1e-4 <= got[step] <= max(window) + 1e-4, (step, window, got[step])
+    import keras_bert_x as kbx
+
+    trained = [kbx.BertPretrainer.from_pretrained(d / "pretrained").get_weights()
+               for d in (reference, fast)]
+    assert max(float(abs(a - b).max()) for a, b in zip(*trained)) < 1e-4
     checkpoints = {p.name.split(".")[0] for p in (fast / "checkpoints").iterdir()
                    if p.name.startswith("ckpt-")}
     assert checkpoints == {"ckpt-3", "ckpt-6"}

@@ -1,0 +1,29 @@
+"""bench/run.py runs end to end (a smoke test of the suite, not a measurement: timings are
+checked by the benchmark itself, never by tests)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow
+def test_train_suite_runs_every_library_and_prints_targets(tmp_path):
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run.py"), "--suite",
+                          "train", "--quick", "--steps", "2", "--repeats", "1",
+                          "--output_dir", str(tmp_path)], capture_output=True, text=True,
+                         timeout=900, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads((tmp_path / "perf_train.json").read_text())
+    rows = {row["library"]: row for row in report["train"]}
+    assert set(rows) == {"ours", "keras_hub", "model_garden"}
+    for row in rows.values():
+        assert row["seq_per_s"] > 0 and 0 < row["mfu"] < 1.5
+    assert report["peak_gflops"]["float32"] > 0 and report["peak_gflops"]["bfloat16"] > 0
+    targets = [line for line in run.stdout.splitlines() if line.startswith("- TARGET ")]
+    assert len(targets) == 1 and targets[0].endswith(("PASS", "MISS")), run.stdout
+    assert (tmp_path / "perf_train.md").exists() and (tmp_path / "perf_train.png").exists()
