@@ -22,8 +22,8 @@ def test_train_suite_runs_every_library_and_prints_targets(tmp_path):
     rows = {row["library"]: row for row in report["train"]}
     assert set(rows) == {"ours", "keras_hub", "model_garden"}
     for row in rows.values():
-        assert row["seq_per_s"] > 0 and 0 < row["mfu"] < 1.5
+        assert row["seq_per_s"] > 0 and 0 < row["mfu"] < 1
     assert report["peak_gflops"]["float32"] > 0 and report["peak_gflops"]["bfloat16"] > 0
     targets = [line for line in run.stdout.splitlines() if line.startswith("- TARGET ")]
-    assert len(targets) == 1 and targets[0].endswith(("PASS", "MISS")), run.stdout
+    assert len(targets) == 2 and all(t.endswith(("PASS", "MISS")) for t in targets), run.stdout
     assert (tmp_path / "perf_train.md").exists() and (tmp_path / "perf_train.png").exists()

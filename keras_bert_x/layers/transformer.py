@@ -15,7 +15,12 @@ def gelu_erf(x):
     slower (fwd+bwd) in float32 and bfloat16 on a CPU; this form also lets TFLite's converter
     fuse it into one GELU op. Same function: they differ by float rounding only.
     """
-    return 0.5 * x * (1.0 + ops.erf(x * 0.7071067811865476))
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if dtype not in ("float32", "float64"):
+        # In bfloat16/float16, 1 + erf(x/√2) cancels for x < -2 (GELU(-3) would be 0): compute
+        # in float32 (which is still faster than the erfc kernel in bfloat16).
+        x = ops.cast(x, "float32")
+    return ops.cast(0.5 * x * (1.0 + ops.erf(x * 0.7071067811865476)), dtype)
 
 
 def activation_fn(name):

@@ -72,7 +72,9 @@ class TrainingLoop:
         self._initial_loss_scale = float(loss_scale)
         self.jit_compile = jit_compile
         self._step_outputs = None
-        if jit_compile and not isinstance(strategy, tf.distribute.TPUStrategy):
+        tpu = isinstance(strategy, (tf.distribute.TPUStrategy,
+                                    tf.distribute.experimental.TPUStrategy))
+        if jit_compile and not tpu:
             # (A TPU compiles every replica's step whole, by itself.) Under Mirrored
             # strategies, forward and backward, between the all-reduces (which XLA cannot hold
             # there; a compiled evaluation step also fails there, reading another replica's

@@ -75,7 +75,10 @@ def test_dropout_rate_scale_and_gradient(policy):
     from keras_bert_x.layers import Dropout
 
     layer = Dropout(0.1, seed=7, dtype=policy)
-    x = tf.ones((32, 128, 255))  # an odd element count: the 16-bit halves do not pair up
+    odd = np.asarray(ops.cast(Dropout(0.1, dtype=policy)(tf.ones((3, 5, 7)), training=True),
+                              "float32"))
+    assert odd.shape == (3, 5, 7)  # 105 values: the last 32-bit draw is half used
+    x = tf.ones((32, 128, 255))
     first = np.asarray(ops.cast(layer(x, training=True), "float32"))
     second = np.asarray(ops.cast(layer(x, training=True), "float32"))
     assert abs((first == 0).mean() - 0.1) < 0.003
@@ -103,6 +106,16 @@ def test_gelu_erf_is_exact_gelu():
     np.testing.assert_allclose(np.asarray(gelu_erf(x)),
                                np.asarray(keras.activations.gelu(x, approximate=False)),
                                atol=1e-6, rtol=1e-6)  # float32 rounding in the far left tail
+
+
+def test_gelu_erf_in_bfloat16_keeps_the_negative_tail():
+    from keras_bert_x.layers.transformer import gelu_erf
+
+    x = np.linspace(-6, 3, 901).astype("float32")
+    expected = np.asarray(keras.activations.gelu(x, approximate=False))
+    got = np.asarray(ops.cast(gelu_erf(ops.cast(x, "bfloat16")), "float32"))
+    assert gelu_erf(ops.cast(x, "bfloat16")).dtype == "bfloat16"
+    np.testing.assert_allclose(got, expected, rtol=1e-2, atol=1e-6)  # bf16 output rounding
 
 
 def test_mlm_projection_without_transposes_has_the_same_values_and_gradients():

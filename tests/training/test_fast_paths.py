@@ -33,7 +33,7 @@ def _apply_three_steps(optimizer_class, sparse=False):
 
     for i in range(3):
         step(tf.constant(np.sin(np.arange(12) + i).reshape(3, 4), tf.float32))
-    return [v.numpy() for v in (kernel, bias, *optimizer.variables[2:])]
+    return [v.numpy() for v in (kernel, bias, *optimizer.variables)]
 
 
 @pytest.mark.parametrize("sparse", [False, True])
@@ -42,8 +42,23 @@ def test_fused_adamw_is_keras_adamw(sparse):
                                                                           sparse)
     start = np.linspace(-1, 1, 12, dtype="float32").reshape(3, 4)
     assert np.abs(ours[0] - start).max() > 0.01  # it trained, and decayed the kernel
-    for a, b in zip(ours, keras_):  # variables, then iterations, moments and velocities
+    assert len(ours) == len(keras_) == 2 + 5  # + iterations, 2 moments, 2 velocities
+    for a, b in zip(ours, keras_):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_keras_adamw_checkpoint_restores_into_ours(tmp_path):
+    """Runs saved before the fused AdamW resume with it: the same variables, the same names."""
+    kernel = keras.Variable(np.ones((3, 4), "float32"), name="kernel")
+    saved = keras.optimizers.AdamW(1e-2, weight_decay=0.1)
+    saved.apply_gradients([(tf.fill((3, 4), 0.5), kernel)])
+    path = tf.train.Checkpoint(optimizer=saved).save(str(tmp_path / "ckpt"))
+    ours = AdamW(1e-2, weight_decay=0.1)
+    ours.build([kernel])
+    tf.train.Checkpoint(optimizer=ours).restore(path).assert_consumed()
+    for a, b in zip(saved.variables, ours.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(ours.iterations.numpy()) == 1
 
 
 def test_create_optimizer_gives_the_fused_adamw():
