@@ -111,8 +111,8 @@ def test_gelu_erf_is_exact_gelu():
 def test_gelu_erf_in_bfloat16_keeps_the_negative_tail():
     from keras_bert_x.layers.transformer import gelu_erf
 
-    x = np.linspace(-6, 3, 901).astype("float32")
-    expected = np.asarray(keras.activations.gelu(x, approximate=False))
+    x = np.asarray(ops.cast(ops.cast(np.linspace(-6, 3, 901), "bfloat16"), "float32"))
+    expected = np.asarray(keras.activations.gelu(x, approximate=False))  # of the bf16 inputs
     got = np.asarray(ops.cast(gelu_erf(ops.cast(x, "bfloat16")), "float32"))
     assert gelu_erf(ops.cast(x, "bfloat16")).dtype == "bfloat16"
     np.testing.assert_allclose(got, expected, rtol=1e-2, atol=1e-6)  # bf16 output rounding
