@@ -1,12 +1,12 @@
 """The `tflite` suite: batch-1 latency and size of the exported classifier (MiniLM-L6, the
 packaged real English BERT, with a 2-class head) per form: the fp32 SavedModel (`serve_ids`)
-and TFLite without quantisation, fp16, dynamic-range int8 and full int8."""
+and TFLite without quantisation, float16, dynamic-range int8 and full int8."""
 
 import os
 
 from bench.perf.common import SEQ
 
-FORMS = ("savedmodel", "none", "fp16", "dynamic", "int8")
+FORMS = ("savedmodel", "none", "float16", "dynamic", "int8")
 
 
 def prepare(work):
