@@ -62,9 +62,11 @@ def op_times(logdir, steps):
             ms = event.duration_ps / 1e9 / steps
             by_type[kind.lstrip("_").replace("Mkl", "")] += ms
             by_part[part(op)] += ms
-            by_pass["backward" if op.startswith("gradient_tape") else
-                    "optimizer" if part(op).startswith("optimizer") else
-                    "gradient sums (AddN)" if op.startswith("AddN") else "forward"] += ms
+            # Inside the graph loop op names start with while/body/...: match anywhere.
+            by_pass["backward" if "gradient_tape/" in op else
+                    "optimizer and clipping" if part(op).startswith("optimizer") else
+                    "gradient sums (AddN)" if re.search(r"(^|/)AddN", op) else
+                    "forward"] += ms
     return by_type, by_part, by_pass
 
 

@@ -70,3 +70,24 @@ def train_flops(m, batch, seq=SEQ, predictions=PREDICTIONS):
     """A training step is three forward passes' worth (forward, and two products per matmul in
     the backward pass): 6·N·tokens + 3·(attention + heads)."""
     return 3 * forward_flops(m, batch, seq, predictions)
+
+
+def keras_hub_backbone(size):
+    """keras-hub's BertBackbone of `size` (random weights)."""
+    import keras_hub
+
+    m = MODELS[size]
+    return keras_hub.models.BertBackbone(
+        vocabulary_size=VOCAB, num_layers=m["layers"], num_heads=m["heads"],
+        hidden_dim=m["hidden"], intermediate_dim=m["intermediate"], max_sequence_length=512)
+
+
+def model_garden_encoder(size):
+    """Model Garden's BertEncoderV2 of `size` (random weights, tf_keras)."""
+    from official.nlp.modeling import networks
+
+    m = MODELS[size]
+    return networks.BertEncoderV2(
+        vocab_size=VOCAB, hidden_size=m["hidden"], num_layers=m["layers"],
+        num_attention_heads=m["heads"], inner_dim=m["intermediate"], max_sequence_length=512,
+        type_vocab_size=2)

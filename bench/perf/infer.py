@@ -4,7 +4,8 @@ and classifier. Every builder returns a `call()` that returns once its outputs e
 
 import os
 
-from bench.perf.common import MODELS, SEQ, VOCAB, pretraining_batch
+from bench.perf.common import (MODELS, SEQ, VOCAB, keras_hub_backbone, model_garden_encoder,
+                               pretraining_batch)
 
 
 def _ids(batch):
@@ -78,14 +79,10 @@ def ours_savedmodel(size, batch, dtype, work):
 
 def keras_hub(size, batch, dtype, work=None):
     import keras
-    import keras_hub
     import tensorflow as tf
 
     keras.mixed_precision.set_global_policy(dtype)
-    m = MODELS[size]
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=VOCAB, num_layers=m["layers"], num_heads=m["heads"],
-        hidden_dim=m["hidden"], intermediate_dim=m["intermediate"], max_sequence_length=512)
+    backbone = keras_hub_backbone(size)
     ids = _ids(batch)
     feed = {"token_ids": tf.constant(ids["input_word_ids"]),
             "segment_ids": tf.constant(ids["input_type_ids"]),
@@ -97,14 +94,9 @@ def keras_hub(size, batch, dtype, work=None):
 def model_garden(size, batch, dtype, work=None):
     import tensorflow as tf
     import tf_keras
-    from official.nlp.modeling import networks
 
     tf_keras.mixed_precision.set_global_policy(dtype)
-    m = MODELS[size]
-    encoder = networks.BertEncoderV2(
-        vocab_size=VOCAB, hidden_size=m["hidden"], num_layers=m["layers"],
-        num_attention_heads=m["heads"], inner_dim=m["intermediate"], max_sequence_length=512,
-        type_vocab_size=2)
+    encoder = model_garden_encoder(size)
     feed = {k: tf.constant(v) for k, v in _ids(batch).items()}
     forward = tf.function(lambda x: encoder(x, training=False)["sequence_output"])
     return lambda: forward(feed).numpy()
@@ -152,13 +144,10 @@ def keras_hub_text(size, batch, dtype, work):
 
     from keras_bert_x.demo.stages import minilm_dir
 
-    m = MODELS[size]
     tokenizer = keras_hub.models.BertTokenizer(
         vocabulary=os.path.join(minilm_dir(), "vocab.txt"), lowercase=True)
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=SEQ)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=VOCAB, num_layers=m["layers"], num_heads=m["heads"],
-        hidden_dim=m["hidden"], intermediate_dim=m["intermediate"], max_sequence_length=512)
+    backbone = keras_hub_backbone(size)
     classifier = keras_hub.models.BertTextClassifier(backbone, 2, preprocessor=None)
     predict = tf.function(lambda s: tf.argmax(classifier(preprocessor(s), training=False), -1))
     texts = tf.constant(sentences(batch))

@@ -2,7 +2,8 @@
 library, each built the way that library's own users build it. Every builder returns
 `(step, steps_per_call)`: `step()` runs optimizer steps and returns once they are done."""
 
-from bench.perf.common import MODELS, SEQ, VOCAB, pretraining_batch
+from bench.perf.common import (MODELS, SEQ, VOCAB, keras_hub_backbone, model_garden_encoder,
+                               pretraining_batch)
 
 
 def ours(size, batch, dtype, steps_per_loop=1, jit_compile=False):
@@ -58,10 +59,7 @@ def keras_hub(size, batch, dtype):
     import tensorflow as tf
 
     keras.mixed_precision.set_global_policy(dtype)
-    m = MODELS[size]
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=VOCAB, num_layers=m["layers"], num_heads=m["heads"],
-        hidden_dim=m["hidden"], intermediate_dim=m["intermediate"], max_sequence_length=512)
+    backbone = keras_hub_backbone(size)
     mlm_head = keras_hub.layers.MaskedLMHead(token_embedding=backbone.token_embedding,
                                              intermediate_activation="gelu")
     nsp_head = keras.layers.Dense(2)
@@ -91,17 +89,13 @@ def model_garden(size, batch, dtype):
     import tensorflow as tf
     import tf_keras
     from official.modeling.optimization.legacy_adamw import AdamWeightDecay
-    from official.nlp.modeling import layers, models, networks
+    from official.nlp.modeling import layers, models
 
     tf_keras.mixed_precision.set_global_policy(dtype)
-    m = MODELS[size]
-    encoder = networks.BertEncoderV2(
-        vocab_size=VOCAB, hidden_size=m["hidden"], num_layers=m["layers"],
-        num_attention_heads=m["heads"], inner_dim=m["intermediate"], max_sequence_length=512,
-        type_vocab_size=2)
+    encoder = model_garden_encoder(size)
     model = models.BertPretrainerV2(
         encoder, mlm_activation=tf_keras.activations.gelu, classification_heads=[
-            layers.ClassificationHead(inner_dim=m["hidden"], num_classes=2,
+            layers.ClassificationHead(inner_dim=MODELS[size]["hidden"], num_classes=2,
                                       name="next_sentence")])
     data = pretraining_batch(batch)
     feed = {k: data[k] for k in ("input_word_ids", "input_mask", "input_type_ids",
