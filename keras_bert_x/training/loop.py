@@ -44,8 +44,9 @@ class TrainingLoop:
 
     `train_steps(iterator, n)` runs n steps inside one `tf.function` (a graph loop, as Model
     Garden's Orbit does): the host waits, and fetches metrics (over the n steps), once per n
-    steps, which is what keeps an accelerator busy. `jit_compile=True` compiles each replica's step with XLA (the
-    condition for a TPU); it needs static shapes, which every reader of ours gives.
+    steps, which is what keeps an accelerator busy. `jit_compile=True` compiles each
+    replica's step with XLA (the condition for a TPU); it needs static shapes, which every
+    reader of ours gives.
     """
 
     GROWTH_INTERVAL = 2000
