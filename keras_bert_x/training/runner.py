@@ -3,8 +3,9 @@
 Checkpoints (model, optimizer, step, loss scale, dropout seed states) and resume, SIGTERM (save
 and exit 143), TensorBoard scalars in `model_dir/train` and `model_dir/eval`, every step's
 metrics (with --steps_per_loop N, every loop's, over its steps) in `metrics.jsonl` and every
-evaluation in `eval_metrics.jsonl`, a progress bar, and evaluation every N steps. Under MultiWorkerMirroredStrategy every worker runs it (saves and
-evaluations are collective); only the chief writes files.
+evaluation in `eval_metrics.jsonl`, a progress bar, and evaluation every N steps. Under
+MultiWorkerMirroredStrategy every worker runs it (saves and evaluations are collective); only
+the chief writes files.
 """
 
 import contextlib
