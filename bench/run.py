@@ -191,12 +191,13 @@ def run_data(work, log):
     from keras_bert_x.data.corpus import bundled_documents, write_documents
     from keras_bert_x.demo.stages import minilm_dir
 
-    corpus = write_documents(os.path.join(work, "brown.txt"), bundled_documents())
+    documents = bundled_documents()
+    corpus = write_documents(os.path.join(work, "brown.txt"), documents)
     vocab = os.path.join(minilm_dir(), "vocab.txt")
     common = [vocab, "10", "12345"]  # bench/create_pretraining_data.py's flags
     ours = run(OURS, [corpus, os.path.join(work, "ours.tfrecord"), *common])
     theirs = run(MODEL_GARDEN, [corpus, os.path.join(work, "mg.tfrecord"), *common])
-    n = len(bundled_documents())
+    n = len(documents)
     log(f"  create_pretraining_data: ours {n / ours['seconds']:.1f} docs/s, Model Garden "
         f"{n / theirs['seconds']:.1f} docs/s")
     return {"documents": n, "dupe_factor": 10, "ours_docs_per_s": n / ours["seconds"],
@@ -352,7 +353,6 @@ def main():
                                                              size="bert_mini", batch=8)
                 report["data"] = data
             write(report, args, started)
-    write(report, args, started)
     print(markdown(report))
 
 

@@ -71,7 +71,6 @@ class TrainingLoop:
         _reduced_gradients_only(optimizer)
         self._use_loss_scale = loss_scale > 0
         self._initial_loss_scale = float(loss_scale)
-        self.jit_compile = jit_compile
         self._step_outputs = None
         tpu = isinstance(strategy, (tf.distribute.TPUStrategy,
                                     tf.distribute.experimental.TPUStrategy))
