@@ -22,6 +22,9 @@ flags.DEFINE_string("export_dir", None, "The model's folder in the server's mode
                     "e.g. models/NAME; the version goes in a numbered folder inside.")
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest).")
 flags.DEFINE_integer("max_seq_length", 128, "Tokens per input sequence.")
+flags.DEFINE_string("length_buckets", "auto", "Lengths serving_default pads a batch to: auto "
+                    "(multiples of 16 up to --max_seq_length), none (always --max_seq_length) "
+                    "or a list such as 32,64,128.")
 flags.DEFINE_bool("sentence_pairs", False, "A classifier of sentence pairs: serving_default "
                   "takes `text` and `text_b`.")
 flags.DEFINE_integer("max_input_bytes", None, "Bytes of each request string kept before "
@@ -41,7 +44,8 @@ def main(argv):
         path = export_saved_model(
             FLAGS.model_dir, FLAGS.export_dir, version=FLAGS.version,
             max_seq_length=FLAGS.max_seq_length, sentence_pairs=FLAGS.sentence_pairs,
-            max_input_bytes=FLAGS.max_input_bytes, doc_stride=FLAGS.doc_stride,
+            max_input_bytes=FLAGS.max_input_bytes, length_buckets=FLAGS.length_buckets,
+            doc_stride=FLAGS.doc_stride,
             max_query_length=FLAGS.max_query_length, max_answer_length=FLAGS.max_answer_length,
             max_windows=FLAGS.max_windows)
         return f"exported {path}"

@@ -119,8 +119,13 @@ def write_archive(serving, path, vocab_file, labels_file=None):
 
 
 def export_saved_model(model_dir, export_dir, version=None, max_seq_length=128,
-                       sentence_pairs=False, max_input_bytes=None, **window_options):
-    """Writes `export_dir/<version>/` (the next free number by default); returns its path."""
+                       sentence_pairs=False, max_input_bytes=None, length_buckets="auto",
+                       **window_options):
+    """Writes `export_dir/<version>/` (the next free number by default); returns its path.
+
+    `length_buckets` ("auto": multiples of 16; "none": always max_seq_length; or lengths): the
+    raw-text signature pads each request to the smallest bucket that holds its longest text,
+    so a short request costs a short computation and a server sees a handful of shapes."""
     from keras_bert_x.io_utils import write_vocab
 
     export_dir = os.path.abspath(os.fspath(export_dir))
@@ -139,7 +144,7 @@ def export_saved_model(model_dir, export_dir, version=None, max_seq_length=128,
         raise BertInputError(f"{final}: version {version} exists; versions are never "
                              "overwritten (give another --version, or none for the next)")
     model, source = load_model(model_dir)
-    tokenizer = make_tokenizer(model, max_seq_length)
+    tokenizer = make_tokenizer(model, max_seq_length, length_buckets=length_buckets)
     max_input_bytes = max_input_bytes or default_max_bytes(max_seq_length)
     try:
         serving = serving_for(model, tokenizer, max_input_bytes, sentence_pairs, **window_options)
@@ -156,8 +161,7 @@ def export_saved_model(model_dir, export_dir, version=None, max_seq_length=128,
         saved = os.path.join(tmp, "saved_model")
         write_archive(serving, saved, vocab_file, labels_file)
         name = os.path.basename(export_dir.rstrip(os.sep))
-        examples = {k: list(v) for k, v in serving.examples.items()}
-        write_warmup(saved, name, [examples, {k: v[:1] for k, v in examples.items()}])
+        write_warmup(saved, name, serving.warmup_requests())
         _write_metadata(saved, model, tokenizer, serving, source, max_input_bytes)
         # Not os.mkdir(final) first: a server polling export_dir would see an empty version.
         if os.path.exists(final):
@@ -180,6 +184,8 @@ def _write_metadata(path, model, tokenizer, serving, source, max_input_bytes):
             "inputs": list(serving.text_inputs),
             "labels": list(getattr(model, "labels", None) or []) or None,
             "max_seq_length": tokenizer.max_seq_length, "lower_case": tokenizer.lower_case,
+            # The lengths serving_default pads a batch to (null: always max_seq_length).
+            "length_buckets": list(tokenizer.length_buckets or []) or None,
             "max_input_bytes": max_input_bytes,
             "versions": {"tensorflow": tf.__version__, "tensorflow_text": tensorflow_text.__version__,
                          "keras": keras.__version__, "keras_bert_x": keras_bert_x.__version__}}

@@ -54,6 +54,32 @@ class _Serving:
     def features(self, text):
         return self.tokenizer(clean_text(text, self.max_input_bytes))
 
+    def _filler(self, pieces):
+        """A text of `pieces` WordPiece tokens: one-piece words of the vocabulary repeated."""
+        tok = self.tokenizer
+        word = next((w for w in ("the", "a", "film", "x") + tuple(tok.vocabulary)
+                     if w.isalpha() and w in tok.vocabulary
+                     and len(tok.tokenize([w]).flat_values) == 1), None)
+        return " ".join([word] * max(pieces, 0)) if word else None
+
+    def _bucket_request(self, width):
+        """A request whose packed length is `width`: its batch takes that length bucket."""
+        # [CLS] a [SEP], or [CLS] a [SEP] b [SEP] with b one piece.
+        text = self._filler(width - 2 - 2 * (len(self.text_inputs) - 1))
+        return None if text is None else {n: [text if i == 0 else self._filler(1)]
+                                          for i, n in enumerate(self.text_inputs)}
+
+    def warmup_requests(self):
+        """The examples (batch of all, batch of one) and one request per length bucket, so that
+        a server has run every shape before its first real request."""
+        examples = {k: list(v) for k, v in self.examples.items()}
+        requests = [examples, {k: v[:1] for k, v in examples.items()}]
+        for width in self.tokenizer.length_buckets or ():
+            request = self._bucket_request(width)
+            if request is not None:
+                requests.append(request)
+        return requests
+
     def serve_ids(self, features):
         return model_outputs(self.model, features)
 
@@ -105,10 +131,12 @@ class TokenClassifierServing(_Serving):
         kept = counts.with_flat_values(last <= length - 2)
         tokens = tf.ragged.boolean_mask(pieces, kept).merge_dims(1, 2)
         features = pack(tokens.to_tensor(), tokens.row_lengths(), tok.cls_id, tok.sep_id,
-                        tok.pad_id, length)
+                        tok.pad_id, length, buckets=tok.length_buckets)
         logits = self.model(features, training=False)
         row = starts.value_rowids()
-        position = tf.minimum(last - counts.flat_values + 1, length - 1)  # first piece, after [CLS]
+        # The first piece, after [CLS]; words not kept may lie past the batch's width.
+        width = tf.shape(logits, out_type=tf.int64)[1]
+        position = tf.minimum(last - counts.flat_values + 1, width - 1)
         probabilities = tf.nn.softmax(tf.gather_nd(logits, tf.stack([row, position], axis=1)))
         tag_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         words = tf.strings.substr(tf.gather(text, row), starts.flat_values,
@@ -142,6 +170,10 @@ class SpanQAServing(_Serving):
         super().__init__(model, tokenizer, max_input_bytes)
         self.answerer = SpanAnswerer(model, tokenizer, **window_options)
 
+    def _bucket_request(self, width):
+        question, context = self._filler(1), self._filler(width - 4)
+        return None if question is None else {"question": [question], "context": [context]}
+
     def serve_text(self, question, context):
         cap = self.max_input_bytes
         return self.answerer(clean_text(question, cap),
@@ -150,7 +182,8 @@ class SpanQAServing(_Serving):
 
 class EncoderServing(_Serving):
     """`text` -> `pooled_output`, `sequence_output` and the `input_mask` saying which of its
-    positions are real tokens."""
+    positions are real tokens (with length buckets, [B, W]: the batch's bucket, not
+    max_seq_length)."""
 
     def serve_text(self, text):
         features = self.features(text)

@@ -44,18 +44,23 @@ class SpanAnswerer:
                                            tf.expand_dims(room, 1)))
         return starts, lengths, index < tf.expand_dims(count, 1), k
 
-    def _best_in_windows(self, start_logits, end_logits, first, length, is_max_context):
+    def _best_in_windows(self, start_logits, end_logits, first, length, is_max_context,
+                         real_mask):
         """Best valid span of each window: (score, start, end positions); -inf if none.
 
-        Only the n_best x n_best pairs of the highest start and end logits are scored, as in
-        `squad_predictions`: [M, n_best, n_best], whatever max_seq_length.
+        Only the n_best x n_best pairs of the highest start and end logits of real positions
+        are scored, as in `squad_predictions`: [M, n_best, n_best], whatever max_seq_length.
         """
-        t, k = self.tokenizer.max_seq_length, self.n_best
-        position = tf.expand_dims(tf.range(t), 0)
+        width = tf.shape(start_logits)[1]  # max_seq_length, or the batch's length bucket
+        k = tf.minimum(self.n_best, width)
+        position = tf.expand_dims(tf.range(width), 0)
         in_context = (position >= tf.expand_dims(first, 1)) & (
             position < tf.expand_dims(first + length, 1))
-        starts = tf.math.top_k(start_logits, k)
-        ends = tf.math.top_k(end_logits, k)
+        # Padding is never a candidate (as in `squad_predictions`): the answer does not depend
+        # on how far the window was padded.
+        real = tf.cast(real_mask, tf.bool)
+        starts = tf.math.top_k(tf.where(real, start_logits, float("-inf")), k)
+        ends = tf.math.top_k(tf.where(real, end_logits, float("-inf")), k)
         start_ok = tf.gather(in_context & is_max_context, starts.indices, batch_dims=1)
         end_ok = tf.gather(in_context, ends.indices, batch_dims=1)
         i, j = tf.expand_dims(starts.indices, 2), tf.expand_dims(ends.indices, 1)
@@ -92,9 +97,10 @@ class SpanAnswerer:
                                   batch_dims=1)
         q_length = tf.gather(query_length, row)
         features = pack(tf.gather(query.to_tensor(), row), q_length, tok.cls_id, tok.sep_id,
-                        tok.pad_id, t, window_tokens, w_length)
+                        tok.pad_id, t, window_tokens, w_length, buckets=tok.length_buckets)
         logits = self.model(features, training=False)
         first = q_length + 2  # the window's first context position
+        t = tf.shape(features["input_word_ids"])[1]  # the windows' bucket from here on
 
         # Google's "max context" rule: a piece is read in the window where its nearer side
         # is farthest from the window's edge (plus 0.01 per piece of window length).
@@ -109,7 +115,8 @@ class SpanAnswerer:
                                   tf.expand_dims(window, 1))
 
         best, begin, end = self._best_in_windows(logits["start_logits"], logits["end_logits"],
-                                                 first, w_length, is_max_context)
+                                                 first, w_length, is_max_context,
+                                                 features["input_mask"])
         batch = tf.shape(question)[0]
         grid = tf.scatter_nd(tf.expand_dims(cell, 1), best, [tf.cast(batch * k, tf.int64)])
         grid = tf.where(tf.reshape(real, [-1]), grid, float("-inf"))

@@ -6,6 +6,39 @@ TFLite cannot run; here every step is a gather, comparison or select on dense [B
 
 import tensorflow as tf
 
+from keras_bert_x.errors import BertInputError
+
+BUCKET_STEP = 16  # default bucket spacing: a server or XLA compiles max_seq_length / 16 shapes
+
+
+def length_buckets(spec, max_seq_length):
+    """The padded lengths a batch may take, ascending and ending at `max_seq_length`.
+
+    `spec`: "auto" (multiples of 16), "none" or None (`max_seq_length` only: fixed length), a
+    comma-separated string or a sequence of lengths (`max_seq_length` is added if missing).
+    """
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("none", "")):
+        return (max_seq_length,)
+    if isinstance(spec, str) and spec.strip().lower() == "auto":
+        return tuple(range(BUCKET_STEP, max_seq_length, BUCKET_STEP)) + (max_seq_length,)
+    try:
+        lengths = [int(x) for x in (spec.split(",") if isinstance(spec, str) else spec)]
+    except ValueError:
+        raise BertInputError(f"--length_buckets={spec}: give auto, none or lengths such as "
+                             "32,64,128") from None
+    if any(b < 3 or b > max_seq_length for b in lengths):
+        raise BertInputError(f"--length_buckets={spec}: every length must be in "
+                             f"[3, max_seq_length={max_seq_length}]")
+    return tuple(sorted(set(lengths) | {max_seq_length}))
+
+
+def bucket_width(lengths, buckets):
+    """The smallest of `buckets` (ascending) that holds every one of `lengths` (int32 [B]);
+    the smallest for an empty batch. Plain min/where ops: TFLite runs them."""
+    longest = tf.reduce_max(tf.concat([tf.cast(lengths, tf.int32), [0]], 0))
+    table = tf.constant(buckets, tf.int32)
+    return tf.reduce_min(tf.where(table >= longest, table, table[-1]))
+
 
 def pair_lengths(len_a, len_b, budget):
     """Lengths to keep of two segments so that they fit `budget` tokens, longest first.
@@ -34,11 +67,14 @@ def _take(tokens, index):
     return tf.gather(tokens, tf.clip_by_value(index, 0, width - 1), batch_dims=1)
 
 
-def pack(tokens_a, len_a, cls_id, sep_id, pad_id, seq_length, tokens_b=None, len_b=None):
+def pack(tokens_a, len_a, cls_id, sep_id, pad_id, seq_length, tokens_b=None, len_b=None,
+         buckets=None):
     """[CLS] a [SEP] (b [SEP]) from dense, right-padded id matrices and their real lengths.
 
     Segments are truncated to fit `seq_length` (longest first for pairs). Returns int32
-    `input_word_ids`, `input_mask`, `input_type_ids`, each [B, seq_length].
+    `input_word_ids`, `input_mask`, `input_type_ids`, each [B, seq_length], or with `buckets`
+    (ascending lengths, the last `seq_length`) [B, W]: W the smallest bucket that holds the
+    batch's longest packed sequence. Truncation is the same either way.
     """
     batch = tf.shape(tokens_a)[0]
     len_a = tf.cast(len_a, tf.int32)
@@ -52,14 +88,17 @@ def pack(tokens_a, len_a, cls_id, sep_id, pad_id, seq_length, tokens_b=None, len
     else:
         keep_a = tf.minimum(len_a, seq_length - 2)
         keep_b = tf.zeros_like(keep_a)
+    width = seq_length
+    if buckets is not None and tuple(buckets) != (seq_length,):
+        width = bucket_width(keep_a + keep_b + (3 if paired else 2), buckets)
     keep_a, keep_b = tf.expand_dims(keep_a, 1), tf.expand_dims(keep_b, 1)  # [B, 1]
-    position = tf.broadcast_to(tf.expand_dims(tf.range(seq_length), 0), [batch, seq_length])
+    position = tf.broadcast_to(tf.expand_dims(tf.range(width), 0), [batch, width])
     first_sep = keep_a + 1
     second_start = keep_a + 2
     second_sep = second_start + keep_b
     total = second_sep + 1 if paired else first_sep + 1
 
-    ids = tf.fill([batch, seq_length], tf.cast(pad_id, tokens_a.dtype))
+    ids = tf.fill([batch, width], tf.cast(pad_id, tokens_a.dtype))
     ids = tf.where(position < total, tf.cast(sep_id, ids.dtype), ids)
     if paired:
         in_b = (position >= second_start) & (position < second_sep)

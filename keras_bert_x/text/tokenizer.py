@@ -8,6 +8,7 @@ import tensorflow_text as tf_text
 
 from keras_bert_x.errors import BertInputError
 from keras_bert_x.io_utils import read_vocab
+from keras_bert_x.text.packing import length_buckets as resolve_buckets
 from keras_bert_x.text.packing import pack
 
 RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -74,7 +75,9 @@ class BertTokenizer(keras.layers.Layer):
 
     `tok(texts)` packs `[CLS] text [SEP]`; `tok((texts_a, texts_b))` packs
     `[CLS] a [SEP] b [SEP]` with type ids 0 then 1, trimming the longer segment first. Every
-    output is int32 [B, max_seq_length], zero-padded.
+    output is int32 [B, max_seq_length], zero-padded; with `length_buckets` ("auto": multiples
+    of 16, or a list of lengths) [B, W], W the smallest bucket that holds the batch's longest
+    sequence, so short texts cost short computations (truncation is still at max_seq_length).
 
     Text is normalised as Google's and Hugging Face's BERT tokenizers do (drop control and format
     characters, map Unicode spaces to ' ', and when uncased: NFD, drop combining marks,
@@ -94,7 +97,8 @@ class BertTokenizer(keras.layers.Layer):
     """
 
     def __init__(self, vocabulary, lower_case=True, strip_accents=None, max_seq_length=128,
-                 max_chars_per_word=100, tflite_compatible=False, **kwargs):
+                 max_chars_per_word=100, tflite_compatible=False, length_buckets=None,
+                 **kwargs):
         kwargs.setdefault("dtype", "int32")
         super().__init__(**kwargs)
         self._convert_input_args = False
@@ -107,6 +111,8 @@ class BertTokenizer(keras.layers.Layer):
         self.tflite_compatible = tflite_compatible
         if max_seq_length < 3:
             raise BertInputError(f"max_seq_length must be at least 3, got {max_seq_length}")
+        buckets = resolve_buckets(length_buckets, max_seq_length)
+        self.length_buckets = None if buckets == (max_seq_length,) else buckets
         if tflite_compatible and lower_case != self.strip_accents:
             raise BertInputError("tflite_compatible=True supports lower_case == strip_accents only")
         ids = {t: i for i, t in enumerate(self.vocabulary)}
@@ -255,10 +261,11 @@ class BertTokenizer(keras.layers.Layer):
                 raise ValueError(f"expected (texts_a, texts_b), got a tuple of {len(inputs)}")
             a, b = (self.tokenize(x) for x in inputs)
             return pack(a.to_tensor(), a.row_lengths(), self.cls_id, self.sep_id, self.pad_id,
-                        self.max_seq_length, b.to_tensor(), b.row_lengths())
+                        self.max_seq_length, b.to_tensor(), b.row_lengths(),
+                        buckets=self.length_buckets)
         a = self.tokenize(inputs)
         return pack(a.to_tensor(), a.row_lengths(), self.cls_id, self.sep_id, self.pad_id,
-                    self.max_seq_length)
+                    self.max_seq_length, buckets=self.length_buckets)
 
     def detokenize(self, ids):
         """int ids [B, T] (padding and [CLS]/[SEP] ignored) -> strings [B], pieces re-joined."""
@@ -272,7 +279,8 @@ class BertTokenizer(keras.layers.Layer):
             if words.shape.rank == 2 else words
 
     def compute_output_spec(self, inputs):
-        spec = keras.KerasTensor((None, self.max_seq_length), dtype="int32")
+        width = None if self.length_buckets else self.max_seq_length
+        spec = keras.KerasTensor((None, width), dtype="int32")
         return {"input_word_ids": spec, "input_mask": spec, "input_type_ids": spec}
 
     def get_config(self):
@@ -280,5 +288,6 @@ class BertTokenizer(keras.layers.Layer):
         config.update(vocabulary=list(self.vocabulary), lower_case=self.lower_case,
                       strip_accents=self.strip_accents, max_seq_length=self.max_seq_length,
                       max_chars_per_word=self.max_chars_per_word,
-                      tflite_compatible=self.tflite_compatible)
+                      tflite_compatible=self.tflite_compatible,
+                      length_buckets=list(self.length_buckets) if self.length_buckets else None)
         return config

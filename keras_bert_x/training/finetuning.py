@@ -59,6 +59,7 @@ class FinetuneConfig:
     progress: bool = True
     steps_per_loop: int = 1               # steps per tf.function call (host syncs)
     jit_compile: bool = False              # XLA-compile each replica's train/eval step
+    length_buckets: str = "auto"           # batches padded to multiples of 16 ("none": fixed)
 
 
 def _validate(cfg):
@@ -75,6 +76,9 @@ def _validate(cfg):
         path = getattr(cfg, name)
         if path and not os.path.isfile(path):
             raise BertInputError(f"--{name}={path}: no such file")
+    from keras_bert_x.text.packing import length_buckets
+
+    length_buckets(cfg.length_buckets, cfg.max_seq_length)  # one error line if malformed
     if cfg.epochs <= 0 or not 0 <= cfg.warmup_ratio < 1:
         raise BertInputError("--epochs must be > 0 and --warmup_ratio in [0, 1)")
     check_common_settings(cfg, *(os.path.join(cfg.model_dir, name) for name in ("final", "best")))
@@ -192,7 +196,9 @@ def run_finetuning(cfg):
 
 
 def _run_finetuning(cfg):
-    from keras_bert_x.data.tasks.datasets import eval_dataset, steps_per_epoch, train_dataset
+    from keras_bert_x.data.tasks.datasets import (TaskFeatures, eval_dataset, padding_report,
+                                                  steps_per_epoch, train_dataset)
+    from keras_bert_x.text.packing import length_buckets
     from keras_bert_x.text.tokenizer import BertTokenizer
     from keras_bert_x.training.loop import TrainingLoop
     from keras_bert_x.training.optimization import create_optimizer
@@ -204,10 +210,14 @@ def _run_finetuning(cfg):
     tokenizer = BertTokenizer(vocabulary, lower_case=lower_case,
                               max_seq_length=cfg.max_seq_length)
     data = _prepare(cfg, tokenizer)
+    # Kept at their real lengths from here on; the padded arrays are dropped.
+    data.train = TaskFeatures.from_arrays(data.train)
+    data.eval = data.eval and TaskFeatures.from_arrays(data.eval)
+    buckets = length_buckets(cfg.length_buckets, cfg.max_seq_length)
     keras.utils.set_random_seed(cfg.seed)
     strategy = create_strategy(cfg.strategy, cfg.tpu, cfg.cluster_timeout)
     check_batch_split(cfg, strategy.num_replicas_in_sync, data.eval is not None)
-    per_epoch = steps_per_epoch(len(data.train["example_weights"]), cfg.train_batch_size)
+    per_epoch = steps_per_epoch(len(data.train), cfg.train_batch_size)
     total = max(int(round(cfg.epochs * per_epoch)), 1)
     with strategy.scope():
         model = data.model_class.from_checkpoint(checkpoint, where=cfg.init_checkpoint,
@@ -228,17 +238,21 @@ def _run_finetuning(cfg):
     if trainer.restore():  # the epochs evaluated before the interruption
         history = _evaluations(cfg.model_dir, trainer.start_step, per_epoch)
     start = trainer.start_step
+    if trainer.is_chief:
+        print("training: " + padding_report(data.train, cfg.train_batch_size, cfg.seed, buckets),
+              file=sys.stderr)
 
     def train_fn(ctx):
         per_replica = ctx.get_per_replica_batch_size(cfg.train_batch_size)
         consumed = start * (ctx.num_replicas_in_sync // ctx.num_input_pipelines)
-        return train_dataset(data.train, per_replica, cfg.seed, ctx, skip_batches=consumed)
+        return train_dataset(data.train, per_replica, cfg.seed, ctx, skip_batches=consumed,
+                             buckets=buckets)
 
     train = strategy.distribute_datasets_from_function(train_fn)
     def evaluate(step):
         return loop.evaluate(strategy.distribute_datasets_from_function(
             lambda ctx: eval_dataset(data.eval, ctx.get_per_replica_batch_size(
-                cfg.eval_batch_size), ctx)))
+                cfg.eval_batch_size), ctx, buckets)))
 
     def keep_best(step, metrics):
         history.append({"step": step, "epoch": round(step / per_epoch, 2), **metrics})

@@ -241,8 +241,19 @@ class TrainingLoop:
             return {}
         result = {k: float(v) for k, v in self.task.metrics(total).items()}
         if parts:
-            arrays = {n: np.concatenate([p[n] for p in parts]) for n in parts[0]}
+            arrays = {n: _concat_padded([p[n] for p in parts]) for n in parts[0]}
             order = np.argsort(arrays["example_index"], kind="stable")
             order = order[arrays["example_index"][order] >= 0]
             result.update(self.task.host_metrics({n: v[order] for n, v in arrays.items()}))
         return result
+
+
+def _concat_padded(arrays):
+    """Batches of predictions joined on axis 0; per-token ones, of batches padded to different
+    length buckets, first padded to the widest (-1 for ids, -inf for logits: never chosen)."""
+    if arrays[0].ndim < 2:
+        return np.concatenate(arrays)
+    width = max(a.shape[1] for a in arrays)
+    fill = -1 if np.issubdtype(arrays[0].dtype, np.integer) else -np.inf
+    return np.concatenate([np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2),
+                                  constant_values=fill) for a in arrays])

@@ -71,11 +71,16 @@ def squad_predictions(data, features, start_logits, end_logits, vocabulary, n_be
     for window, example in enumerate(features.example_index):
         by_example[int(example)].append(window)
     ids = features.arrays["input_word_ids"]
+    mask = features.arrays["input_mask"]
     answers, nbest_json = {}, {}
     for e, example in enumerate(data.examples):
         candidates, null_score = [], None
         for window in by_example.get(e, []):
-            starts, ends = start_logits[window], end_logits[window]
+            # Padding is never a candidate: the answers do not depend on how far a window
+            # was padded (a length bucket or max_seq_length).
+            real = mask[window][:len(start_logits[window])] > 0
+            starts = np.where(real, start_logits[window][:len(real)], -np.inf)
+            ends = np.where(real, end_logits[window][:len(real)], -np.inf)
             score_null = float(starts[0] + ends[0])
             null_score = score_null if null_score is None else min(null_score, score_null)
             to_word, context = features.token_to_word[window], features.max_context[window]
