@@ -5,7 +5,9 @@ sentences (the NSP algorithm of `instances.pairs_from_document`, ~15 us a pair; 
 MLM-only pretraining, RoBERTa-style single segments), and masking runs in the tf.data graph with
 tf-text's `mask_language_model` (RandomItemSelector + a MaskValuesChooser: 80% [MASK], 10% a
 random ordinary token, 10% unchanged), over whole words when asked. Batches match
-`pretraining_dataset`'s, so the trainer takes either.
+`pretraining_dataset`'s, so the trainer takes either; with `length_buckets` a step's batches
+are grouped by length (short_seq_prob and document ends make short sequences) and padded to the
+smallest bucket that holds the step's longest, every replica of the step to the same width.
 """
 
 import random
@@ -17,6 +19,7 @@ from keras_bert_x.data.corpus import expand_inputs, tokenize_documents
 from keras_bert_x.data.instances import (MaskingConfig, Vocab, pairs_from_document,
                                          segments_from_document)
 from keras_bert_x.errors import BertInputError
+from keras_bert_x.text.packing import bucket_width
 from keras_bert_x.text.tokenizer import load_vocabulary
 
 
@@ -81,15 +84,18 @@ class _Masker:
         keep = tf.expand_dims(k[:-1], 0) < tf.expand_dims(cut, 1)  # [B, M]
         return tf.RaggedTensor.from_tensor(keep, lengths=positions.row_lengths())
 
-    def __call__(self, ids, segments, labels):
+    def __call__(self, ids, segments, labels, buckets=None):
         t, p = self.config.max_seq_length, self.config.max_predictions_per_seq
+        if buckets is not None:
+            t = bucket_width(ids.row_lengths(), buckets)
         items = _group_whole_words(ids, self.is_suffix, self.special) \
             if self.config.do_whole_word_mask else ids
         # Outputs are per piece ([B, (pieces)]) also when whole words were the items.
         masked, positions, originals = tf_text.mask_language_model(items, self.selector,
                                                                    self.chooser)
         batch = tf.shape(ids.row_splits)[0] - 1
-        dense = masked.to_tensor(shape=[None, t])
+        # A static width stays static (the fixed-length reader's [B, T]).
+        dense = masked.to_tensor(shape=[None, t] if isinstance(t, int) else [batch, t])
         keep = self._within_budget(positions, originals, p)
         # Pieces of words past the budget go back to their original ids, unmasked.
         dropped = tf.ragged.boolean_mask(positions, ~keep)
@@ -112,14 +118,15 @@ class _Masker:
 
 def dynamic_masking_dataset(file_patterns, vocab, batch_size, config=MaskingConfig(),
                             lower_case=True, seed=0, input_context=None, shuffle_buffer=4096,
-                            nsp=True, skip_batches=0):
+                            nsp=True, skip_batches=0, length_buckets=None):
     """An endless `tf.data.Dataset` of pretraining batches built from raw text files.
 
     `vocab` is a vocab.txt path or token list; `batch_size` is per input pipeline. With an
     `input_context`, each pipeline pairs a disjoint share of the documents. `nsp=False` builds
     single-segment sequences (labels all 0, for MLM-only pretraining). The sequences are the
     same for the same seed, so `skip_batches` resumes where a run stopped (the masks of the
-    batches after that are drawn afresh).
+    batches after that are drawn afresh). `length_buckets` (ascending, the last
+    max_seq_length): pad to buckets instead of max_seq_length.
     """
     files = expand_inputs(file_patterns)
     tokens = load_vocabulary(vocab)
@@ -146,8 +153,27 @@ def dynamic_masking_dataset(file_patterns, vocab, batch_size, config=MaskingConf
             tf.TensorSpec([], tf.bool))
     dataset = tf.data.Dataset.from_generator(pairs, output_signature=spec)
     dataset = dataset.shuffle(shuffle_buffer, seed=seed)
-    dataset = dataset.ragged_batch(batch_size, drop_remainder=True)
-    if skip_batches:
-        dataset = dataset.skip(skip_batches)  # before masking: skipped batches cost only pairing
-    dataset = dataset.map(_Masker(tokens, config), num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    masker = _Masker(tokens, config)
+    if length_buckets is None or tuple(length_buckets) == (config.max_seq_length,):
+        dataset = dataset.ragged_batch(batch_size, drop_remainder=True)
+        if skip_batches:  # before masking: skipped batches cost only pairing
+            dataset = dataset.skip(skip_batches)
+        return dataset.map(masker, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    # Model Garden's bucketed reader, on ragged sequences: each sequence waits in its bucket's
+    # queue until the queue holds one step (a batch per replica of this pipeline); the step is
+    # masked as one group and padded to one width (replicas of a step must agree in shape:
+    # TPUs run one program).
+    group = input_context.num_replicas_in_sync // pipelines if input_context else 1
+    buckets = tuple(length_buckets)
+    table = tf.constant(buckets, tf.int64)
+    dataset = dataset.group_by_window(
+        key_func=lambda ids, segments, label: tf.argmax(
+            tf.cast(tf.size(ids, out_type=tf.int64) <= table, tf.int32), output_type=tf.int64),
+        reduce_func=lambda key, window: window.ragged_batch(batch_size * group,
+                                                            drop_remainder=True),
+        window_size=batch_size * group)
+    if skip_batches:  # whole steps: a resumed run skips step * group batches
+        dataset = dataset.skip(skip_batches // group)
+    dataset = dataset.map(lambda *row: masker(*row, buckets=buckets),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.unbatch().batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -47,6 +47,7 @@ class PretrainConfig:
     progress: bool = True
     steps_per_loop: int = 1               # steps per tf.function call (host syncs)
     jit_compile: bool = False              # XLA-compile each replica's train/eval step
+    length_buckets: str = "auto"           # --train_text batches padded to multiples of 16
 
 
 def _bert_config(cfg):
@@ -71,7 +72,10 @@ def _bert_config(cfg):
 def _validate(cfg):
     from keras_bert_x.training.runner import check_common_settings
 
+    from keras_bert_x.text.packing import length_buckets
+
     check_common_settings(cfg, os.path.join(cfg.model_dir, "pretrained"))
+    length_buckets(cfg.length_buckets, cfg.max_seq_length)  # one error line if malformed
     if bool(cfg.train_data) == bool(cfg.train_text):
         raise BertInputError("give exactly one of --train_data (TFRecords) or --train_text")
     if cfg.train_text and not cfg.vocab_file:
@@ -94,11 +98,14 @@ def _datasets(cfg, strategy, start_step):
         if cfg.train_text:
             from keras_bert_x.data.dynamic_masking import dynamic_masking_dataset
 
+            from keras_bert_x.text.packing import length_buckets
+
             masking = MaskingConfig(cfg.max_seq_length, cfg.max_predictions_per_seq,
                                     do_whole_word_mask=cfg.whole_word_mask)
+            buckets = length_buckets(cfg.length_buckets, cfg.max_seq_length)
             return dynamic_masking_dataset(cfg.train_text, cfg.vocab_file, per_replica, masking,
                                            seed=cfg.seed, input_context=ctx, nsp=cfg.nsp,
-                                           skip_batches=consumed)
+                                           skip_batches=consumed, length_buckets=buckets)
         return pretraining_dataset(cfg.train_data, per_replica, cfg.max_seq_length,
                                    cfg.max_predictions_per_seq, input_context=ctx, seed=cfg.seed,
                                    skip_batches=consumed, nsp=cfg.nsp)

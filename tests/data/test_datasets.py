@@ -198,3 +198,25 @@ def test_missing_feature_is_named(tmp_path):
         writer.write(example.SerializeToString())
     with pytest.raises(kbx.BertInputError, match="feature 'input_mask' is missing"):
         pretraining_dataset(str(tmp_path / "bad.tfrecord"), 8, T, P)
+
+
+def test_dynamic_masking_pads_each_step_to_its_length_bucket(corpus, vocab_file):
+    """Short sequences (document ends, short_seq_prob) cost a short bucket; the two replica
+    batches of a step share one width; the masks stay inside the real tokens."""
+    from keras_bert_x.text.packing import length_buckets
+
+    buckets = length_buckets("auto", T)
+    ds = dynamic_masking_dataset(corpus, vocab_file, 2, MaskingConfig(T, P), seed=3,
+                                 input_context=tf.distribute.InputContext(1, 0, 2),
+                                 length_buckets=buckets)
+    batches = [{k: v.numpy() for k, v in b.items()} for b in ds.take(200)]
+    widths = [b["input_word_ids"].shape[1] for b in batches]
+    assert set(widths) <= set(buckets) and len(set(widths)) > 1
+    assert all(a == b for a, b in zip(widths[::2], widths[1::2]))  # one width per step
+    for first, second in zip(batches[::2], batches[1::2]):
+        longest = max(first["input_mask"].sum(1).max(), second["input_mask"].sum(1).max())
+        width = first["input_word_ids"].shape[1]
+        assert longest <= width and (width == 16 or longest > width - 16)
+    for b in batches:
+        rows, cols = np.nonzero(b["masked_lm_weights"] > 0)
+        assert (b["input_mask"][rows, b["masked_lm_positions"][rows, cols]] == 1).all()
