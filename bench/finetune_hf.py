@@ -1,10 +1,33 @@
 """The reference side of bench/finetune_real.py: the same recipe in Hugging Face transformers
-on PyTorch (a plain loop: `accelerate`, which HF's Trainer needs, is not in this stack)."""
+on PyTorch, run as HF users run it. Variants (all three tasks):
+
+- `hf_trainer`: `transformers.Trainer` with `TrainingArguments` defaults where the recipe
+  allows (AdamW, which skips biases and LayerNorm; linear schedule; gradient norm 1.0). Inputs
+  are tokenized without padding, truncated to the recipe's length, and each batch is padded to
+  its longest (`DataCollatorWithPadding`; `DataCollatorForTokenClassification` for NER). The
+  test split is scored once after training, with `Trainer.predict`.
+- `hf_trainer_grouped`: the same with batches grouped by length (transformers 5 spells
+  `group_by_length=True` as `train_sampling_strategy="group_by_length"`).
+- `hf_fixed`: the former hand-written loop over inputs padded to the recipe's length,
+  evaluated after every epoch (a footnote).
+
+`train_and_evaluate` returns the epochs' metrics, the final ones and `timing`: wall-clock
+stamps (`time.time()`) of the first step's start and end and of the last step's end, and the
+seconds of evaluation between them (`hf_fixed` only); bench/finetune_real.py turns them into
+start-up and training times.
+"""
 
 import collections
 import math
+import time
 
 import numpy as np
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+# What a task hands to either runner: inputs as lists (`train` with its labels), and
+# `score(outputs)`, the test metrics from {"logits"} or {"start_logits", "end_logits"} arrays.
+Spec = collections.namedtuple("Spec", "model_class model_kwargs train test score token_labels")
 
 
 def _optimizer(model, recipe, total_steps):
@@ -29,31 +52,6 @@ def _seeded(seed, model_class, weights, **kwargs):
     return model_class.from_pretrained(weights, **kwargs)
 
 
-def _train(model, inputs, recipe, evaluate, seed):
-    """Epochs of shuffled batches (the last one partial); `evaluate()` after each epoch."""
-    import torch
-
-    n = len(next(iter(inputs.values())))
-    per_epoch = math.ceil(n / recipe["batch"])
-    optimizer, schedule = _optimizer(model, recipe, per_epoch * recipe["epochs"])
-    generator = torch.Generator().manual_seed(seed)
-    history = []
-    for epoch in range(recipe["epochs"]):
-        model.train()
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, recipe["batch"]):
-            index = order[start:start + recipe["batch"]]
-            loss = model(**{k: v[index] for k, v in inputs.items()}).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
-        model.eval()
-        history.append({"epoch": epoch + 1, **evaluate()})
-    return {"epochs": history, "final": history[-1]}
-
-
 def _predict(model, inputs, batch=64):
     import torch
 
@@ -68,8 +66,84 @@ def _predict(model, inputs, batch=64):
     return {k: np.concatenate(v) for k, v in outputs.items()}
 
 
-def classification(train_file, test_file, recipe, weights, tokenizer, seed):
+def _fixed_loop(model, spec, recipe, seed, tokenizer=None, grouped=False):
+    """Epochs of shuffled batches (the last one partial), the test split scored after each."""
     import torch
+
+    inputs = {k: torch.tensor(v) for k, v in spec.train.items()}
+    test = {k: torch.tensor(v) for k, v in spec.test.items()}
+    n = len(next(iter(inputs.values())))
+    per_epoch = math.ceil(n / recipe["batch"])
+    optimizer, schedule = _optimizer(model, recipe, per_epoch * recipe["epochs"])
+    generator = torch.Generator().manual_seed(seed)
+    history, timing = [], {"train_begin": time.time(), "paused_s": 0.0}
+    for epoch in range(recipe["epochs"]):
+        model.train()
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, recipe["batch"]):
+            index = order[start:start + recipe["batch"]]
+            loss = model(**{k: v[index] for k, v in inputs.items()}).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            timing.setdefault("first_step_end", time.time())
+        timing["train_end"] = time.time()
+        model.eval()
+        history.append({"epoch": epoch + 1, **spec.score(_predict(model, test))})
+        if epoch + 1 < recipe["epochs"]:  # evaluations between epochs are not training time
+            timing["paused_s"] += time.time() - timing["train_end"]
+    return {"epochs": history, "final": history[-1], "timing": timing}
+
+
+def _trainer(model, spec, recipe, seed, tokenizer, grouped=False):
+    """transformers.Trainer as its users run it; one `predict` on the test split at the end."""
+    import tempfile
+
+    from transformers import (DataCollatorForTokenClassification, DataCollatorWithPadding,
+                              Trainer, TrainerCallback, TrainingArguments)
+
+    class Clock(TrainerCallback):
+        def __init__(self):
+            self.times = {}
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.times.setdefault("train_begin", time.time())  # at step 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.times.setdefault("first_step_end", time.time())
+            self.times["train_end"] = time.time()
+
+    def rows(columns):  # {name: [values]} -> [{name: value}], the dataset a collator takes
+        return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+    clock = Clock()
+    with tempfile.TemporaryDirectory() as output_dir:  # required; nothing is saved there
+        args = TrainingArguments(
+            output_dir=output_dir, num_train_epochs=recipe["epochs"],
+            per_device_train_batch_size=recipe["batch"], per_device_eval_batch_size=64,
+            learning_rate=recipe["lr"], weight_decay=0.01,  # HF's default is 0
+            adam_epsilon=1e-6,  # the recipe's (HF's default is 1e-8)
+            warmup_steps=0.1,  # below 1: a ratio of the steps (transformers 5's warmup_ratio)
+            train_sampling_strategy="group_by_length" if grouped else "random",
+            seed=seed, report_to=[], save_strategy="no", use_cpu=True,
+            dataloader_num_workers=0, disable_tqdm=True)  # ours runs with --noprogress
+        collator = (DataCollatorForTokenClassification if spec.token_labels
+                    else DataCollatorWithPadding)(tokenizer)
+        trainer = Trainer(model=model, args=args, train_dataset=rows(spec.train),
+                          data_collator=collator, processing_class=tokenizer, callbacks=[clock])
+        trainer.train()
+        # batches padded to different lengths come back concatenated, padded with -100
+        out = trainer.predict(rows(spec.test)).predictions
+    outputs = ({"start_logits": out[0], "end_logits": out[1]} if isinstance(out, tuple)
+               else {"logits": out})
+    final = spec.score(outputs)
+    return {"epochs": [{"epoch": recipe["epochs"], **final}], "final": final,
+            "timing": clock.times}
+
+
+def classification(train_file, test_file, recipe, tokenizer, padding):
     from transformers import BertForSequenceClassification
 
     from keras_bert_x import metrics
@@ -81,23 +155,22 @@ def classification(train_file, test_file, recipe, weights, tokenizer, seed):
 
     def encode(examples):
         enc = tokenizer(examples.texts, truncation=True, max_length=recipe["seq"],
-                        padding="max_length", return_tensors="pt")
-        return {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+                        padding=padding)
+        return {k: enc[k] for k in INPUTS}
 
-    model = _seeded(seed, BertForSequenceClassification, weights, num_labels=len(labels))
-    train_inputs = {**encode(train), "labels": torch.tensor(label_ids(train, labels)).long()}
-    test_inputs, test_labels = encode(test), label_ids(test, labels)
+    truth = label_ids(test, labels)
 
-    def evaluate():
-        predictions = _predict(model, test_inputs)["logits"].argmax(-1)
-        return {"accuracy": metrics.accuracy(test_labels, predictions),
-                "macro_f1": metrics.macro_f1(test_labels, predictions)}
+    def score(outputs):
+        predictions = outputs["logits"].argmax(-1)
+        return {"accuracy": metrics.accuracy(truth, predictions),
+                "macro_f1": metrics.macro_f1(truth, predictions)}
 
-    return _train(model, train_inputs, recipe, evaluate, seed)
+    return Spec(BertForSequenceClassification, {"num_labels": len(labels)},
+                {**encode(train), "labels": label_ids(train, labels).tolist()}, encode(test),
+                score, token_labels=False)
 
 
-def token_classification(train_file, test_file, recipe, weights, tokenizer, seed):
-    import torch
+def token_classification(train_file, test_file, recipe, tokenizer, padding):
     from transformers import BertForTokenClassification
 
     from keras_bert_x import metrics
@@ -108,29 +181,29 @@ def token_classification(train_file, test_file, recipe, weights, tokenizer, seed
     index = {t: i for i, t in enumerate(tags)}
 
     def encode(sentences):
-        """Inputs, labels at each word's first piece, and [row] -> {position: word index}."""
+        """Inputs, labels at each word's first piece (-100 elsewhere), and [row] -> {position:
+        word index}."""
         enc = tokenizer(sentences.words, is_split_into_words=True, truncation=True,
-                        max_length=recipe["seq"], padding="max_length", return_tensors="pt")
-        labels = np.full(enc["input_ids"].shape, -100)
-        firsts = []
+                        max_length=recipe["seq"], padding=padding)
+        labels, firsts = [], []
         for row, sentence_tags in enumerate(sentences.tags):
-            previous, first = None, {}
+            previous, first, row_labels = None, {}, []
             for position, word in enumerate(enc.word_ids(row)):
-                if word is not None and word != previous:
-                    labels[row, position] = index[sentence_tags[word]]
+                first_piece = word is not None and word != previous
+                # .get: a test tag may be missing from (a cut) training split; unused there
+                row_labels.append(index.get(sentence_tags[word], -100) if first_piece else -100)
+                if first_piece:
                     first[position] = word
                 previous = word
+            labels.append(row_labels)
             firsts.append(first)
-        inputs = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
-        return inputs, labels, firsts
+        return {k: enc[k] for k in INPUTS}, labels, firsts
 
-    model = _seeded(seed, BertForTokenClassification, weights, num_labels=len(tags))
     train_inputs, train_labels, _ = encode(train)
-    train_inputs["labels"] = torch.tensor(train_labels).long()
     test_inputs, _, test_firsts = encode(test)
 
-    def evaluate():
-        best = _predict(model, test_inputs)["logits"].argmax(-1)
+    def score(outputs):
+        best = outputs["logits"].argmax(-1)
         predicted = []
         for row, words in enumerate(test.words):
             sentence = ["O"] * len(words)  # words cut off or without pieces: "O"
@@ -139,16 +212,16 @@ def token_classification(train_file, test_file, recipe, weights, tokenizer, seed
             predicted.append(sentence)
         return metrics.entity_scores(test.tags, predicted)
 
-    return _train(model, {**train_inputs}, recipe, evaluate, seed)
+    return Spec(BertForTokenClassification, {"num_labels": len(tags)},
+                {**train_inputs, "labels": train_labels}, test_inputs, score, token_labels=True)
 
 
-def squad(train_file, test_file, recipe, weights, tokenizer, seed):
+def squad(train_file, test_file, recipe, tokenizer, padding):
     """HF's run_qa recipe: windows from `return_overflowing_tokens` (stride = overlap), answer
     positions and n-best answers from the offset mapping."""
     import json
 
-    import torch
-    from transformers import BertForQuestionAnswering
+    from transformers import BatchEncoding, BertForQuestionAnswering
 
     from keras_bert_x import metrics
 
@@ -160,8 +233,6 @@ def squad(train_file, test_file, recipe, weights, tokenizer, seed):
     def encode(questions):
         """Windows of each question, stepped `doc_stride` context tokens apart as Google's
         run_squad (and ours) step them: HF's `stride` is the overlap, room - doc_stride."""
-        from transformers import BatchEncoding
-
         parts = collections.defaultdict(list)
         sequence_ids = []
         for q, (_, question, context, _) in enumerate(questions):
@@ -169,8 +240,8 @@ def squad(train_file, test_file, recipe, weights, tokenizer, seed):
             enc = tokenizer(question.lstrip(), context, truncation="only_second",
                             max_length=recipe["seq"], stride=max(room - recipe["doc_stride"], 0),
                             return_overflowing_tokens=True, return_offsets_mapping=True,
-                            padding="max_length")
-            for k in ("input_ids", "attention_mask", "token_type_ids", "offset_mapping"):
+                            padding=padding)
+            for k in (*INPUTS, "offset_mapping"):
                 parts[k].extend(enc[k])
             parts["overflow_to_sample_mapping"].extend([q] * len(enc["input_ids"]))
             sequence_ids.extend(enc.sequence_ids(i) for i in range(len(enc["input_ids"])))
@@ -200,44 +271,49 @@ def squad(train_file, test_file, recipe, weights, tokenizer, seed):
         while k >= c0 and offsets[k][1] >= last:
             k -= 1
         ends.append(k + 1)
-    model = _seeded(seed, BertForQuestionAnswering, weights)
-    train_inputs = {k: torch.tensor(enc[k]) for k in ("input_ids", "attention_mask",
-                                                      "token_type_ids")}
-    train_inputs["start_positions"] = torch.tensor(starts)
-    train_inputs["end_positions"] = torch.tensor(ends)
 
     test = load(test_file)
     test_enc = encode(test)
-    test_inputs = {k: torch.tensor(test_enc[k]) for k in ("input_ids", "attention_mask",
-                                                          "token_type_ids")}
 
-    def evaluate():
-        out = _predict(model, test_inputs)
+    def score(outputs):
         best = {}
         for i, offsets in enumerate(test_enc["offset_mapping"]):
             qid, _, context, _ = test[test_enc["overflow_to_sample_mapping"][i]]
             sequence = test_enc.sequence_ids(i)
-            s_logits, e_logits = out["start_logits"][i], out["end_logits"][i]
+            s_logits, e_logits = outputs["start_logits"][i], outputs["end_logits"][i]
             for s in np.argsort(-s_logits)[:20]:
                 for e in np.argsort(-e_logits)[:20]:
+                    if max(s, e) >= len(sequence):  # the -100 padding of a shorter window
+                        continue
                     if sequence[s] != 1 or sequence[e] != 1 or e < s or e - s + 1 > 30:
                         continue
-                    score = float(s_logits[s] + e_logits[e])
-                    if qid not in best or score > best[qid][0]:
-                        best[qid] = (score, context[offsets[s][0]:offsets[e][1]])
+                    total = float(s_logits[s] + e_logits[e])
+                    if qid not in best or total > best[qid][0]:
+                        best[qid] = (total, context[offsets[s][0]:offsets[e][1]])
         predictions = {qid: text for qid, (_, text) in best.items()}
         scores = metrics.squad_scores({q[0]: [a["text"] for a in q[3]] for q in test},
                                       predictions)
         return {"exact_match": scores["exact_match"], "f1": scores["f1"]}
 
-    return _train(model, train_inputs, recipe, evaluate, seed)
+    return Spec(BertForQuestionAnswering, {},
+                {**{k: enc[k] for k in INPUTS}, "start_positions": starts, "end_positions": ends},
+                {k: test_enc[k] for k in INPUTS}, score, token_labels=False)
 
 
-def train_and_evaluate(task, train_file, test_file, recipe, weights, seed=42):
+VARIANTS = ("hf_trainer", "hf_trainer_grouped", "hf_fixed")
+
+
+def train_and_evaluate(task, train_file, test_file, recipe, weights, seed=42,
+                       variant="hf_trainer"):
     import os
 
     from transformers import BertTokenizerFast
 
     tokenizer = BertTokenizerFast(os.path.join(weights, "vocab.txt"), do_lower_case=True)
-    run = {"mr": classification, "wnut16": token_classification, "squad": squad}[task]
-    return run(train_file, test_file, recipe, weights, tokenizer, seed)
+    fixed = variant == "hf_fixed"
+    make = {"mr": classification, "wnut16": token_classification, "squad": squad}[task]
+    spec = make(train_file, test_file, recipe, tokenizer, "max_length" if fixed else False)
+    model = _seeded(seed, spec.model_class, weights, **spec.model_kwargs)
+    run = _fixed_loop if fixed else _trainer
+    result = run(model, spec, recipe, seed, tokenizer, grouped=variant == "hf_trainer_grouped")
+    return {**result, "train_features": len(spec.train["input_ids"])}

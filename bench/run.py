@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py --suite all            # train, infer, data, tflite (~40 min)
     .venv/bin/python bench/run.py --suite train --repeats 1
+    .venv/bin/python bench/run.py --suite serve          # raw text -> prediction (needs make data)
 
 Every variant runs in a fresh process (bench/perf/child.py): warm-up calls excluded, then the
 median of --steps timed steps. Each run measures this machine's matmul peak (2048³, fp32 and
@@ -13,7 +14,8 @@ model FLOPs = 6·N·tokens (N: the encoder's matmul weights) + 3·(attention QK�
 and its fastest median counts, for every library alike: the machine is shared and noisy.
 
 Writes bench/results/perf.json, perf.md and perf.png, and ends with one line per target:
-`TARGET <name>: <measured ratio> (target <t>) PASS|MISS`.
+`TARGET <name>: <measured ratio> (target <t>) PASS|MISS`. The serve suite (bench/perf/serve.py,
+not part of `all`: it reads the `make data` sets) writes perf_serve.{json,md}.
 """
 
 import argparse
@@ -35,11 +37,15 @@ LIBRARY = {"ours": "keras_bert_x", "ours_loop10": "keras_bert_x, --steps_per_loo
            "ours_savedmodel": "keras_bert_x SavedModel", "keras_hub": "keras-hub",
            "model_garden": "Model Garden", "hf_torch": "HF transformers (torch)",
            "ours_text": "keras_bert_x SavedModel (text in)",
-           "keras_hub_text": "keras-hub preprocessor + classifier"}
+           "keras_hub_text": "keras-hub preprocessor + classifier",
+           "ours_bucketed": "keras_bert_x SavedModel", "ours_fixed": "keras_bert_x SavedModel",
+           "hf": "HF transformers (torch)", "keras_hub_128": "keras-hub"}
+# Targets whose measured ratio must stay at or under the goal (besides names saying "lower").
+LOWER_IS_BETTER = {"serve_b1_latency_vs_hf"}
 DTYPES = {"float32": "fp32", "mixed_bfloat16": "bf16"}
 
 
-def variants(suite, steps):
+def variants(suite, steps, quick=False):
     """The child specs of a suite, in the order they run."""
     out = []
     if suite == "train":
@@ -70,6 +76,10 @@ def variants(suite, steps):
         out = [dict(suite="tflite", impl=form, steps=max(steps, 50)) for form in FORMS]
     elif suite == "data":
         out = [dict(suite="dynamic_masking", impl="ours", batch=8, steps=200)]
+    elif suite == "serve":
+        from bench.perf.serve import specs
+
+        out = specs(quick)
     return out
 
 
@@ -88,8 +98,8 @@ def child(spec, work):
 
 
 def key(spec):
-    parts = [spec["suite"], spec.get("name", spec["impl"]), spec.get("size", ""),
-             str(spec.get("batch", "")), spec.get("dtype", "")]
+    parts = [spec["suite"], spec.get("name", spec["impl"]), spec.get("task", ""),
+             spec.get("size", ""), str(spec.get("batch", "")), spec.get("dtype", "")]
     return "/".join(p for p in parts if p)
 
 
@@ -146,6 +156,22 @@ def infer_table(results):
     return rows
 
 
+def serve_table(results):
+    """Rows of the serve suite; `agreement`: share of predictions (labels, answer texts) equal to
+    HF's on the same requests."""
+    rows = []
+    for k, r in results.items():
+        s = r["spec"]
+        hf = results.get(key(dict(s, name="hf", impl="hf")), {}).get("predictions")
+        same = [a == b for a, b in zip(r["predictions"], hf or [])]
+        rows.append(dict(key=k, library=s["name"], task=s["task"], batch=s["batch"],
+                         padding=r["padding"], ms=r["median_s"] * 1e3,
+                         seq_per_s=s["batch"] / r["median_s"],
+                         tokens_per_s=r["tokens_per_request"] / r["median_s"],
+                         agreement=sum(same) / len(same) if same else None))
+    return rows
+
+
 def rate(rows, library, **match):
     for row in rows:
         if row["library"] == library and all(row[k] == v for k, v in match.items()):
@@ -179,6 +205,11 @@ def targets(report):
     if "data" in report:
         out.append(("create_pretraining_data vs Model Garden",
                     report["data"]["create_pretraining_data_speedup"], 10.0))
+    serve = report.get("serve", [])
+    # Batch 1: latency ratio = the inverse of the requests/s ratio.
+    ratio("serve_b1_latency_vs_hf", serve, 0.7, "hf", ["ours_bucketed"], task="mr", batch=1)
+    ratio("serve_b32_throughput_vs_hf", serve, 1.5, "ours_bucketed", ["hf"], task="mr", batch=32)
+    ratio("serve_b32_vs_fixed", serve, 3.0, "ours_bucketed", ["ours_fixed"], task="mr", batch=32)
     if "tflite" in report:
         forms = {row["form"]: row for row in report["tflite"]}
         out.append(("TFLite dynamic int8 latency / fp32 SavedModel (lower is better)",
@@ -244,6 +275,23 @@ def markdown(report):
         for r in report["tflite"]:
             lines.append(f"| {r['form']} | {r['mb']:.1f} | {r['ms']:.1f} |")
         lines.append("")
+    if report.get("serve"):
+        fixed = "" if report.get("serve_length_buckets") else (
+            " The export had no length_buckets option: both of ours are fixed-length.")
+        lines += ["Serving, raw text -> prediction, MiniLM-L6 (random heads, the same weights in "
+                  "every library; bench/perf/serve.py): MR test sentences (up to 128 tokens) -> "
+                  "label; SQuAD v1.1 dev question + context -> answer (windows of 384; ours 128 "
+                  "apart, HF's overlapping by 128). ms: median per request of `batch` sentences "
+                  "or questions; real tokens: the inputs' non-padding WordPiece tokens, counted "
+                  "once with our tokenizer; agreement: predictions equal to HF's." + fixed, "",
+                  "| data | batch | library | padded to | ms | requests/s | real tokens/s | "
+                  "agrees with HF |", "|---|---|---|---|---|---|---|---|"]
+        for r in report["serve"]:
+            agree = "" if r["agreement"] is None else f"{r['agreement']:.1%}"
+            lines.append(f"| {r['task']} | {r['batch']} | {LIBRARY[r['library']]} | "
+                         f"{r['padding']} | {r['ms']:.1f} | {r['seq_per_s']:.1f} | "
+                         f"{r['tokens_per_s']:.0f} | {agree} |")
+        lines.append("")
     lines += ["Targets:", ""] + [f"- {line}" for line in report["target_lines"]]
     return "\n".join(lines) + "\n"
 
@@ -285,9 +333,10 @@ def chart(report, path):
 def write(report, args, started):
     """perf[_suite].json, .md and .png; called after every suite, so a later failure keeps the
     earlier suites' results."""
+    lower = lambda name: "lower" in name or name in LOWER_IS_BETTER  # noqa: E731
     report["target_lines"] = [
-        f"TARGET {name}: {value:.2f} (target {'<=' if 'lower' in name else '>='} {goal}) "
-        f"{'PASS' if (value <= goal if 'lower' in name else value >= goal) else 'MISS'}"
+        f"TARGET {name}: {value:.2f} (target {'<=' if lower(name) else '>='} {goal}) "
+        f"{'PASS' if (value <= goal if lower(name) else value >= goal) else 'MISS'}"
         for name, value, goal in targets(report)]
     report["minutes"] = (time.time() - started) / 60
     os.makedirs(args.output_dir, exist_ok=True)
@@ -302,13 +351,14 @@ def write(report, args, started):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default="all", choices=["train", "infer", "data", "tflite",
-                                                          "all"])
+                                                          "serve", "all"])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per variant")
     parser.add_argument("--repeats", type=int, default=2, help="fresh processes per variant")
     parser.add_argument("--output_dir", default=os.path.join(ROOT, "bench", "results"))
     parser.add_argument("--quick", action="store_true",
-                        help="bert_mini rows of ours, keras-hub and Model Garden only (a smoke "
-                             "test of the suite, not a measurement)")
+                        help="bert_mini rows of ours, keras-hub and Model Garden only; serve: "
+                             "every variant on a few requests, one process each (a smoke test "
+                             "of the suite, not a measurement)")
     args = parser.parse_args()
     suites = ["train", "infer", "data", "tflite"] if args.suite == "all" else [args.suite]
     started = time.time()
@@ -325,10 +375,11 @@ def main():
         log(f"matmul peak: {peak['float32']:.0f} GFLOP/s fp32, {peak['bfloat16']:.0f} bf16")
         for suite in suites:
             log(f"suite {suite}")
-            if suite in ("infer", "tflite"):
-                child(dict(suite="prepare", impl=suite, steps=0), work)
-            specs = variants(suite, args.steps)
-            if args.quick:
+            if suite in ("infer", "tflite", "serve"):
+                prepared = child(dict(suite="prepare", impl=suite, steps=0), work)
+                log(f"  prepared in {prepared['process_s']:.0f} s")
+            specs = variants(suite, args.steps, args.quick)
+            if args.quick and suite != "serve":
                 specs = [s for s in specs if s.get("size", "bert_mini") == "bert_mini"
                          and s.get("name", s["impl"]) in ("ours", "keras_hub", "model_garden")
                          and s.get("batch", 8) == 8 and s.get("dtype") != "mixed_bfloat16"
@@ -339,6 +390,11 @@ def main():
                 report["train"] = train_table(results, peak)
             elif suite == "infer":
                 report["infer"] = infer_table(results)
+            elif suite == "serve":
+                report["serve"] = serve_table(results)
+                report["serve_length_buckets"] = prepared["length_buckets"]
+                for r in results.values():  # in the table as `agreement`; too long to keep
+                    r.pop("predictions")
             elif suite == "tflite":
                 report["tflite"] = [dict(form=r["spec"]["impl"], ms=r["median_s"] * 1e3,
                                          mb=r["bytes"] / 1e6) for r in results.values()]

@@ -46,11 +46,15 @@ def main():
 
         call, size = tflite.latency(spec["impl"], spec["work"])
         result = dict(time_calls(call, steps), bytes=size)
-    elif suite == "prepare":
-        from bench.perf import infer, tflite
+    elif suite == "serve":
+        from bench.perf import serve
 
-        {"infer": infer.prepare, "tflite": tflite.prepare}[spec["impl"]](spec["work"])
-        result = {}
+        result = serve.measure(spec)
+    elif suite == "prepare":
+        from bench.perf import infer, serve, tflite
+
+        prepare = {"infer": infer.prepare, "tflite": tflite.prepare, "serve": serve.prepare}
+        result = prepare[spec["impl"]](spec["work"]) or {}
     elif suite == "dynamic_masking":
         from bench.perf import data
 
