@@ -116,7 +116,10 @@ def int8_share(path):
 
     from keras_bert_x.export.tflite_runner import TFLiteModel
 
-    interpreter = TFLiteModel(path).interpreter
+    lite = TFLiteModel(path)
+    # Token-ids files take any length: run one call at 128 so that the shapes read are its.
+    lite(**{n: np.zeros((1, 128), np.int32) for n in lite.input_names})
+    interpreter = lite.interpreter
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     total = int8 = 0
     for op in interpreter._get_ops_details():

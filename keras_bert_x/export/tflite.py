@@ -11,6 +11,12 @@ With `with_tokenizer`, the graph starts at strings: the tokenizer's `tflite_comp
 (tf-text's FastBertTokenizer normalises, dense packing) needs tf-text's custom ops, which
 `TFLiteModel` registers (on Android/iOS, link tf-text's TFLite ops into the app). Its outputs
 include the `input_word_ids` it made.
+
+Sequence length: a token-ids file takes [1, T] for any T up to max_position_embeddings
+(resize the interpreter's inputs; `TFLiteModel` does). A text-in file pads each text to the
+smallest of its `length_buckets` (by default multiples of 16 up to max_seq_length) that holds
+it, so its outputs are [1, W]: on MR sentences 2.6x faster than padding to 128
+(`bench/tflite_lengths.py`).
 """
 
 import os
@@ -25,6 +31,7 @@ from keras_bert_x.export.savedmodel import load_model, make_tokenizer
 from keras_bert_x.export.signatures import model_outputs, text_input_names
 from keras_bert_x.io_utils import native_logs_held
 from keras_bert_x.models.encoder import INPUT_NAMES
+from keras_bert_x.text.packing import length_buckets as resolve_buckets
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 
@@ -53,7 +60,6 @@ def read_representative_text(path, input_names, limit):
 
 
 def _write_saved_model(model, tokenizer, path, with_tokenizer, input_names):
-    length = tokenizer.max_seq_length
     archive = keras.export.ExportArchive()  # the endpoint tracks the model's variables
     if with_tokenizer:
         def serve(*texts):
@@ -65,21 +71,28 @@ def _write_saved_model(model, tokenizer, path, with_tokenizer, input_names):
         def serve(features):
             return model_outputs(model, features)
 
-        specs = [{n: tf.TensorSpec([1, length], tf.int32, name=n) for n in INPUT_NAMES}]
+        # Sequence length left open (shape_signature -1): the interpreter takes any length up
+        # to max_position_embeddings after resize_tensor_input, so short texts cost less.
+        specs = [{n: tf.TensorSpec([1, None], tf.int32, name=n) for n in INPUT_NAMES}]
     archive.add_endpoint("serving_default", serve, input_signature=specs)
     archive.write_out(path, verbose=False)
 
 
 def convert_to_tflite(model_dir, output, quantize="none", with_tokenizer=False,
                       representative_data=None, max_seq_length=128, sentence_pairs=False,
-                      calibration_examples=200, overwrite=False, int8_float_ops=None):
+                      calibration_examples=200, overwrite=False, int8_float_ops=None,
+                      length_buckets="auto"):
     """Writes the `.tflite` file `output` (atomically); returns its size in bytes.
+
+    `length_buckets` (with `with_tokenizer`): "auto", "none" (always max_seq_length) or
+    lengths, as `BertTokenizer` takes them; a token-ids file takes any length anyway.
 
     `int8_float_ops` replaces the `int8` recipe's float ops and float feed-forward output
     (a list of TFLite op names; [] quantises everything): for the ablation in
     `bench/export_mr.py`, not for use."""
     if quantize not in QUANTIZE_MODES:
         raise BertInputError(f"--quantize={quantize!r}: use one of {', '.join(QUANTIZE_MODES)}")
+    length_buckets = resolve_buckets(length_buckets, max_seq_length)  # refuses bad specs early
     if quantize == "int8" and with_tokenizer:
         # The calibrator runs the model with builtin ops only: "Failed to initialize op
         # resolver for calibration" on tf-text's custom ops.
@@ -107,7 +120,8 @@ def convert_to_tflite(model_dir, output, quantize="none", with_tokenizer=False,
         texts = read_representative_text(representative_data, input_names, calibration_examples)
         features = tokenizer(texts[0] if len(texts) == 1 else tuple(texts))
         calibration = {k: v.numpy() for k, v in features.items()}
-    graph_tokenizer = make_tokenizer(model, max_seq_length, tflite_compatible=True) \
+    graph_tokenizer = make_tokenizer(model, max_seq_length, tflite_compatible=True,
+                                     length_buckets=length_buckets) \
         if with_tokenizer else tokenizer
     os.makedirs(os.path.dirname(output), exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tflite-", dir=os.path.dirname(output))

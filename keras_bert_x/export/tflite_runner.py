@@ -4,6 +4,10 @@ A TFLite model's `get_input_details()` lists inputs in the converter's order, wh
 Keras order: feeding by position gives wrong answers with no error. `TFLiteModel` goes through
 the signature runner, which takes inputs by name, and refuses a missing or unknown name. Models
 with the tokenizer inside use tf-text's custom ops, registered here for every model.
+
+Token-ids files take any sequence length (their signature is [1, -1]): each call runs at the
+length of its inputs, the interpreter's tensors resized (and re-planned) only when that length
+changes. Older files converted for one length refuse any other with a clear error.
 """
 
 import numpy as np
@@ -32,6 +36,16 @@ class TFLiteModel:
         self.input_details = self.runner.get_input_details()
         self.input_names = tuple(sorted(self.input_details))
         self.output_names = tuple(sorted(self.runner.get_output_details()))
+        # Per input, its dims with -1 where any size goes (shape_signature; `shape` says 1).
+        self.signatures = {n: tuple(int(x) for x in d["shape_signature"])
+                           for n, d in self.input_details.items()}
+
+    @property
+    def seq_length(self):
+        """The token count a token-ids file was converted for; None if it takes any length
+        (and for text-input files)."""
+        shape = self.signatures.get("input_word_ids")
+        return None if shape is None or shape[-1] == -1 else shape[-1]
 
     @property
     def batch_size(self):
@@ -51,6 +65,15 @@ class TFLiteModel:
             dtype = self.input_details[name]["dtype"]
             feed[name] = np.asarray(value, dtype=object if dtype in (np.bytes_, np.object_)
                                     else dtype)
+            expected, shape = self.signatures[name], feed[name].shape
+            # A fixed dim given another size would be resized anyway and fail deep in XNNPACK
+            # ("failed to reshape runtime") or compute on wrong shapes: refuse it here.
+            if len(shape) != len(expected) or any(e not in (-1, n)
+                                                   for e, n in zip(expected, shape)):
+                raise ValueError(f"{name}: shape {list(shape)}, the model takes "
+                                 f"{[e if e >= 0 else None for e in expected]}")
+        # The signature runner resizes each input to its array's shape and re-allocates;
+        # both are no-ops when the shapes are those of the previous call.
         return self.runner(**feed)
 
     def predict(self, inputs):

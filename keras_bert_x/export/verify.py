@@ -162,8 +162,8 @@ def tflite_logits(path, features, repeats):
     if lite.input_names != tuple(sorted(INPUT_NAMES)):
         raise BertInputError(f"{path}: takes {list(lite.input_names)}, not token ids; the "
                              "parity report compares ids-input TFLite files")
-    width = lite.input_details["input_word_ids"]["shape"][1]
-    if width != ids["input_word_ids"].shape[1]:
+    width = lite.seq_length  # None: the file takes any length
+    if width is not None and width != ids["input_word_ids"].shape[1]:
         raise BertInputError(f"{path}: converted for {width} tokens, the evaluation has "
                              f"{ids['input_word_ids'].shape[1]} (--max_seq_length)")
     logits = lite.predict(ids)

@@ -4,10 +4,12 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
 import keras_bert_x as kbx
+from keras_bert_x.errors import BertInputError
 from keras_bert_x.export.tflite import FLOAT_OPS, convert_to_tflite
 from keras_bert_x.export.tflite_runner import TFLiteModel
 from tests.helpers import SENTENCES
@@ -49,6 +51,60 @@ def test_ids_model_matches_keras_with_inputs_bound_by_name(model_dirs, classifie
     with pytest.raises(ValueError, match="do not match"):
         lite(input_ids=row["input_word_ids"], input_mask=row["input_mask"],
              input_type_ids=row["input_type_ids"])
+
+
+@pytest.fixture(scope="module")
+def long_model_dirs(tmp_path_factory, vocab_file):
+    """bert_tiny models that take 128 positions, on MiniLM's first 1000 WordPieces (holding the
+    reserved tokens): a small embedding keeps conversion fast."""
+    from keras_bert_x.io_utils import read_vocab
+
+    vocab = read_vocab(vocab_file)[:1000]
+    config = kbx.BertConfig.from_preset("bert_tiny", vocab_size=len(vocab),
+                                        max_position_embeddings=128)
+    keras.utils.set_random_seed(2)
+    models = {"classifier": kbx.BertClassifier(kbx.BertEncoder(config), labels=["n", "p"]),
+              "span_qa": kbx.BertSpanQA(kbx.BertEncoder(config)),
+              "token_classifier": kbx.BertTokenClassifier(kbx.BertEncoder(config),
+                                                          labels=["O", "B", "I"])}
+    root = tmp_path_factory.mktemp("long")
+    for kind, model in models.items():
+        model.vocabulary = vocab
+        model.save_pretrained(root / kind)
+    return {kind: (model, str(root / kind)) for kind, model in models.items()}
+
+
+@pytest.mark.parametrize("kind", ["classifier", "span_qa", "token_classifier"])
+def test_ids_model_runs_at_any_length(kind, long_model_dirs, tmp_path):
+    from keras_bert_x.export.signatures import model_outputs
+
+    model, model_dir = long_model_dirs[kind]
+    path = tmp_path / "ids.tflite"
+    convert_to_tflite(model_dir, path, max_seq_length=128)
+    lite = TFLiteModel(str(path))
+    assert lite.seq_length is None and lite.signatures["input_word_ids"] == (1, -1)
+    rng = np.random.default_rng(0)
+    for length in (8, 37, 128, 37):  # growing and shrinking: each call at its own length
+        ids = rng.integers(5, 1000, (1, length), dtype=np.int32)
+        mask = (np.arange(length) < length - 3).astype(np.int32)[None]  # a padded tail
+        types = (np.arange(length) >= length // 2).astype(np.int32)[None]
+        row = {"input_word_ids": ids, "input_mask": mask, "input_type_ids": types}
+        out = lite(**row)
+        reference = model_outputs(model, row)
+        assert sorted(out) == sorted(reference)
+        for name, value in reference.items():
+            np.testing.assert_allclose(out[name], value.numpy(), atol=1e-5, err_msg=name)
+    with pytest.raises(ValueError, match=r"shape \[2, 8\], the model takes \[1, None\]"):
+        lite(**{k: np.zeros((2, 8), np.int32) for k in lite.input_names})
+    if kind == "classifier":  # a bare interpreter, as an app would resize it
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(path))
+        for detail in interpreter.get_input_details():
+            interpreter.resize_tensor_input(detail["index"], [1, 37], strict=True)
+        interpreter.allocate_tensors()
+        runner = interpreter.get_signature_runner()
+        np.testing.assert_allclose(runner(**row)["logits"], lite(**row)["logits"], atol=1e-6)
 
 
 def _tensor_types(lite):
@@ -93,10 +149,21 @@ def test_tokenizer_in_graph_model_runs_text(model_dirs, classifier_and_features,
     convert_to_tflite(model_dirs["classifier"], path, max_seq_length=LENGTH, with_tokenizer=True)
     lite = TFLiteModel(str(path))
     assert lite.input_names == ("text",)
+    widths = set()
     for i, sentence in enumerate(SENTENCES):
         out = lite(text=np.array([sentence], dtype=object))
-        np.testing.assert_array_equal(out["input_word_ids"][0], features["input_word_ids"][i])
+        # Padded to the smallest multiple of 16 holding the text (length_buckets="auto"):
+        # the fixed-length ids without their padding tail, and the same logits.
+        ids, width = out["input_word_ids"][0], out["input_word_ids"].shape[1]
+        length = int(features["input_mask"][i].sum())
+        assert width == min(-(-length // 16) * 16, LENGTH)
+        np.testing.assert_array_equal(ids, features["input_word_ids"][i][:width])
         np.testing.assert_allclose(out["logits"][0], model(features).numpy()[i], atol=1e-4)
+        widths.add(width)
+    assert widths == {16, 32}
+    with pytest.raises(BertInputError, match=r"every length must be in \[3, max_seq_length=32\]"):
+        convert_to_tflite(model_dirs["classifier"], tmp_path / "bad.tflite", with_tokenizer=True,
+                          max_seq_length=LENGTH, length_buckets="8,40")
 
 
 def test_span_qa_with_tokenizer_packs_question_and_context(model_dirs, tmp_path):
@@ -106,12 +173,12 @@ def test_span_qa_with_tokenizer_packs_question_and_context(model_dirs, tmp_path)
     lite = TFLiteModel(str(path))
     assert lite.input_names == ("context", "question")
     tok = kbx.BertTokenizer(kbx.BertSpanQA.from_pretrained(model_dirs["span_qa"]).vocabulary,
-                            max_seq_length=LENGTH)
-    question, context = "Who visited Paris?", SENTENCES[0]
+                            max_seq_length=LENGTH, length_buckets="auto")
+    question, context = "Who visited Paris?", "The cat sat."  # 13 tokens: the 16 bucket
     out = lite(question=np.array([question], dtype=object), context=np.array([context], dtype=object))
-    np.testing.assert_array_equal(out["input_word_ids"][0],
-                                  tok(([question], [context]))["input_word_ids"][0].numpy())
-    assert out["start_logits"].shape == out["end_logits"].shape == (1, LENGTH)
+    expected = tok(([question], [context]))["input_word_ids"][0].numpy()
+    np.testing.assert_array_equal(out["input_word_ids"][0], expected)
+    assert out["start_logits"].shape == out["end_logits"].shape == (1, len(expected)) == (1, 16)
 
 
 @pytest.mark.slow
@@ -137,7 +204,7 @@ def test_tokenizer_in_graph_gives_bert_tokenizer_ids_on_the_whole_bundled_corpus
         expected = tok(chunk)["input_word_ids"].numpy()
         for i, line in enumerate(chunk):
             got = lite(text=np.array([line], dtype=object))["input_word_ids"][0]
-            if not np.array_equal(got, expected[i]):
+            if not np.array_equal(got, expected[i][:len(got)]) or expected[i][len(got):].any():
                 differ.append(line)
     assert len(lines) == BROWN_LINES
     assert differ == []
