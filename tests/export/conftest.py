@@ -35,11 +35,15 @@ def model_dirs(tmp_path_factory, vocab_file):
 @pytest.fixture(scope="session")
 def exports(tmp_path_factory, model_dirs):
     """{kind: exported version directory} for the four servable kinds."""
+    return export_every_kind(model_dirs, tmp_path_factory.mktemp("serving"))
+
+
+def export_every_kind(model_dirs, root, **options):
+    """{kind: export of model_dirs[kind] under root} for the four servable kinds."""
     from keras_bert_x.export.savedmodel import export_saved_model
 
-    root = tmp_path_factory.mktemp("serving")
     out = {}
     for kind in ("classifier", "token_classifier", "span_qa", "encoder"):
-        options = QA_OPTIONS if kind == "span_qa" else dict(max_seq_length=MAX_SEQ_LENGTH)
-        out[kind] = export_saved_model(model_dirs[kind], root / kind, **options)
+        lengths = QA_OPTIONS if kind == "span_qa" else dict(max_seq_length=MAX_SEQ_LENGTH)
+        out[kind] = export_saved_model(model_dirs[kind], root / kind, **lengths, **options)
     return out

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_bert_x.export.savedmodel import export_saved_model
 from keras_bert_x.export.warmup import read_warmup
-from tests.export.conftest import MAX_SEQ_LENGTH, QA_OPTIONS
+from tests.export.conftest import MAX_SEQ_LENGTH, QA_OPTIONS, export_every_kind
 
 # Lengths that fall in different buckets of 16 (up to 32 positions), empty included.
 TEXTS = ["Paris.", "", "Barack Obama visited Paris with Angela Merkel in 2009, she said.",
@@ -21,13 +20,7 @@ CONTEXTS = [TEXTS[2], "It happened in 1999.", TEXTS[3] * 3]
 
 @pytest.fixture(scope="module")
 def fixed_exports(tmp_path_factory, model_dirs):
-    root = tmp_path_factory.mktemp("fixed")
-    out = {}
-    for kind in ("classifier", "token_classifier", "span_qa", "encoder"):
-        options = QA_OPTIONS if kind == "span_qa" else dict(max_seq_length=MAX_SEQ_LENGTH)
-        out[kind] = export_saved_model(model_dirs[kind], root / kind, length_buckets="none",
-                                       **options)
-    return out
+    return export_every_kind(model_dirs, tmp_path_factory.mktemp("fixed"), length_buckets="none")
 
 
 def _serve(path, **inputs):
