@@ -19,21 +19,22 @@ below. Each side runs in its own process on this machine's CPU, in variants:
 - `hf_fixed`: a plain PyTorch loop over inputs padded to the recipe's length (a footnote).
 
 `--length_buckets` is passed only when `trainers/finetune.py --helpfull` lists it; without it
-`ours_auto` runs as the script does by default and `ours_none` is skipped. Each run records
-its whole process's wall time, its start-up (process start to the first training step's
-start), the time to the end of the first step, its training time (first step's start to last
-step's end, less the evaluations and checkpoints between epochs) and examples (SQuAD:
-questions) per second of training. Ours logs no times: the bench polls its `metrics.jsonl`
-(created just before the first step, one line after each step); theirs stamps them in a
-`TrainerCallback`. The last epoch's test-split numbers are reported (no selection on test);
-metrics: accuracy (MR), seqeval entity F1 (WNUT-16), official SQuAD v1.1 EM/F1 on a dev
-subset; `TARGET` lines compare `ours_auto` with `hf_trainer`. Run it from a checkout nobody
-edits while it runs (a `git worktree`): TensorFlow reads a function's source from disk when
-it first traces it. With several seeds each side runs once per seed (seed of the head, the
-dropout and the order of examples) and the targets are checked on the means: on a test split
-of a few hundred examples one seed moves a score by a point or more. Writes
-bench/results/finetune_real.json, except with `--limit` or `--epochs` (a smoke test: `--tasks
-mr --limit 200 --epochs 1` takes a minute or two per variant, mostly start-up). Wall times are
+`ours_auto` runs as the script does by default and `ours_none` is skipped. Each run records its
+whole process's wall time, its start-up (process start to the first training step's start), the
+time to the end of the first step, its training time (first step's start to last step's end,
+less the evaluations and checkpoints between epochs) and examples (SQuAD: questions) per second
+of training. Ours logs no step times: the bench polls its `metrics.jsonl` (created just before
+the first step, one line after each step); theirs stamps them in a `TrainerCallback`; ours also
+says where its start-up went (imports, data, model, first step), kept as `startup_phases`. The
+last epoch's test-split numbers are reported (no selection on test); metrics: accuracy (MR),
+seqeval entity F1 (WNUT-16), official SQuAD v1.1 EM/F1 on a dev subset; `TARGET` lines compare
+`ours_auto` with `hf_trainer` (and its accuracy with `ours_none`'s). Run it from a checkout
+nobody edits while it runs (a `git worktree`): TensorFlow reads a function's source from disk
+when it first traces it. With several seeds each side runs once per seed (seed of the head, the
+dropout and the order of examples) and the targets are checked on the means: on a test split of
+a few hundred examples one seed moves a score by a point or more. Writes
+bench/results/finetune_real.json, except with `--limit` or `--epochs` (a smoke test: `--tasks mr
+--limit 200 --epochs 1` takes a minute or two per variant, mostly start-up). Wall times are
 whole runs as each side's users run them: ours also evaluates and checkpoints after every epoch
 and saves `best/` and `final/`; the Trainer saves nothing and predicts once.
 """
@@ -42,6 +43,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -173,7 +175,7 @@ def _timing(start, end, train_begin, first_step_end, train_s, examples):
 
 def _watch(path, log, done):
     """Stamps the creation of a JSON-lines log a child writes, and each line as it arrives,
-    until `done` is set: ours logs no times. Polled every 20 ms."""
+    until `done` is set: ours logs no step times. Polled every 20 ms."""
     offset, pending = 0, ""
     while True:
         finished = done.is_set()
@@ -189,6 +191,16 @@ def _watch(path, log, done):
         if finished:
             return
         done.wait(0.02)
+
+
+def startup_phases(stderr):
+    """Where our start-up went, from the trainer's line "first step done T s after start
+    (imports a s, data b s, ...)": {phase: seconds}, or None if the line is missing."""
+    match = re.search(r"first step done [\d.]+ s after start \((.*)\)", stderr)
+    if not match:
+        return None
+    return {name.strip(): float(seconds)
+            for name, seconds in re.findall(r"([^,]+?) ([\d.]+) s", match.group(1))}
 
 
 def run_ours(task, train, test, work, seed, recipe=None, examples=None, buckets=None):
@@ -233,6 +245,7 @@ def run_ours(task, train, test, work, seed, recipe=None, examples=None, buckets=
     regular = durations[~waited]
     train_s = regular.sum() + waited.sum() * np.median(regular)
     return {"length_buckets": buckets, "epochs": epochs, "final": epochs[-1],
+            "startup_phases": startup_phases(run.stderr),
             **_timing(start, end, log["created"], stamps[0], train_s,
                       examples and examples * recipe["epochs"])}
 
@@ -292,8 +305,14 @@ def summarise(task, runs, baseline):
         targets = {"mr_wall_vs_hf_trainer": target(wall, "<= 0.6", wall <= 0.6),
                    # within 0.5 point below; above HF passes too
                    "mr_accuracy_vs_hf_trainer": target(gap, "within 0.5", gap >= -0.5),
-                   "mr_startup": target(ours["startup_s"], "<= 15", ours["startup_s"] <= 15),
+                   # start-up as the issue counts it: to the end of the first step (its
+                   # tracing included), from the process start
+                   "mr_startup": target(ours["first_step_s"], "<= 15",
+                                        ours["first_step_s"] <= 15),
                    "mr_accuracy": target(score, ">= 0.83", score >= 0.83)}
+        if "ours_none" in summary:  # buckets cost no accuracy: level with fixed length
+            fixed = (score - summary["ours_none"][metric]["mean"]) * scale
+            targets["mr_accuracy_vs_ours_none"] = target(fixed, "within 0.5", abs(fixed) <= 0.5)
     elif task == "wnut16":
         targets = {"wnut16_f1_vs_hf_trainer": target(gap, "within 1", gap >= -1.0),
                    # the most frequent tag is "O" everywhere (F1 0); "far": 20 points

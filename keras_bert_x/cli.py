@@ -3,10 +3,17 @@
 Importing this module loads neither TensorFlow nor Keras, so `quiet_tensorflow()` can run first.
 """
 
+import contextlib
 import dataclasses
+import importlib.abc
 import os
 import sys
+import time
 from typing import Optional
+
+# When a command line began, near enough (its first import); where /proc is missing, the
+# trainers' "first step done" line counts from here.
+IMPORTED_AT = time.time()
 
 
 def quiet_tensorflow():
@@ -15,6 +22,42 @@ def quiet_tensorflow():
     cuInit` without a GPU, `oneDNN supports DT_HALF only ...`); real failures still raise in
     Python. An explicit TF_CPP_MIN_LOG_LEVEL wins."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+# What Keras imports whenever it is installed, for its scikit-learn wrappers, its plotting
+# utilities and its DataFrame inputs: a trainer uses none of them, and on 2 CPU cores they
+# are about 2 s of the 8 s TensorFlow takes to import (TensorFlow imports Keras).
+KERAS_EXTRAS = ("sklearn", "matplotlib", "pandas")
+
+
+class _Absent(importlib.abc.MetaPathFinder):
+    """Makes `import NAME` (and its submodules) fail as if NAME were not installed."""
+
+    def __init__(self, names):
+        self.names = names
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
+
+
+@contextlib.contextmanager
+def without_keras_extras():
+    """Import TensorFlow and Keras in this block (they are imported once per process) for a
+    command line that needs neither Keras's scikit-learn wrappers, nor its plots, nor pandas
+    inputs: Keras falls back as it does where those packages are absent (their features
+    raise an ImportError if used). After the block they import as usual (seqeval, which the
+    token-classification metrics use, imports scikit-learn itself)."""
+    if "keras" in sys.modules:  # too late to matter: imported already
+        yield
+        return
+    finder = _Absent(KERAS_EXTRAS)
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
 
 
 def warnings_only():
@@ -113,10 +156,12 @@ def define_trainer_flags(config_class, help_texts):
 
 def run_trainer(argv, config_class, run):
     """A trainer's main(): builds its config from the flags and calls `run(config)`; bad input
-    is one `error:` line and exit status 1, success prints the final metrics."""
+    is one `error:` line and exit status 1, Ctrl-C exit status 130 (training has saved a
+    checkpoint and said so), success prints the final metrics."""
     from absl import flags
 
     from keras_bert_x.errors import BertInputError
+    from keras_bert_x.training.checkpoints import Interrupted
 
     if refuse_extra_arguments(argv):
         return 1
@@ -131,5 +176,9 @@ def run_trainer(argv, config_class, run):
     except BertInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as e:
+        if not isinstance(e, Interrupted):  # before training or after it: nothing to resume
+            print("interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
     print("final " + " ".join(f"{k}={v:.6g}" for k, v in sorted(metrics.items())))
     return 0

@@ -19,7 +19,8 @@ cli.quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 
-from keras_bert_x.training.finetuning import FinetuneConfig  # noqa: E402
+with cli.without_keras_extras():  # TensorFlow and Keras load here
+    from keras_bert_x.training.finetuning import FinetuneConfig  # noqa: E402
 
 FLAGS = flags.FLAGS
 _HELP = {

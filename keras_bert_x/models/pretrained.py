@@ -93,6 +93,15 @@ class PretrainedModel(keras.Model):
     vocabulary = None
     lower_case = None
 
+    def __setattr__(self, name, value):
+        # Plain data, stored as given: Keras's attribute tracking would walk (and copy) a 30k
+        # token vocabulary element by element, ~0.07 s per assignment (two per fine-tuning),
+        # looking for layers or variables it cannot hold.
+        if name in ("vocabulary", "lower_case"):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         MODEL_CLASSES[cls.__name__] = cls

@@ -1,7 +1,9 @@
-"""Checkpoints for resumable training, initial weights, and stopping cleanly on SIGTERM."""
+"""Checkpoints for resumable training, initial weights, and stopping cleanly on SIGTERM and
+Ctrl-C (SIGINT)."""
 
 import os
 import signal
+import sys
 
 import tensorflow as tf
 
@@ -71,12 +73,44 @@ class CheckpointKeeper:
         return path
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, honoured by the training loop after it saved a checkpoint (and said so)."""
+
+
 class StopFlag:
-    """Set by SIGTERM (preemption, `kill`); the loop saves a checkpoint and exits."""
+    """Set by SIGTERM (preemption, `kill`) or SIGINT (Ctrl-C); the loop saves a checkpoint and
+    exits. Ctrl-C is a flag too, not Python's KeyboardInterrupt: that is raised wherever the
+    main thread is when the signal comes, and in a TensorFlow loop that is often a finalizer
+    (a tensor's or a resource's `__del__`), where Python prints "Exception ignored" and drops
+    it, so the Ctrl-C was lost. A second Ctrl-C raises KeyboardInterrupt at once. A context
+    manager: the previous handlers come back on exit."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
-        self.requested = False
-        signal.signal(signal.SIGTERM, self._handle)
+        self.requested = None  # the signal's name, "SIGTERM" or "SIGINT"
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def _handle(self, signum, frame):
-        self.requested = True
+        if signum == signal.SIGINT and self.requested == "SIGINT":
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def exit(self, step):
+        """After the checkpoint of `step` is saved: one line, then SystemExit(143) for SIGTERM
+        or `Interrupted` (a KeyboardInterrupt: the command lines exit 130) for Ctrl-C."""
+        if self.requested == "SIGTERM":
+            print(f"SIGTERM: saved checkpoint at step {step}, exiting", file=sys.stderr)
+            raise SystemExit(143)
+        print(f"interrupted (Ctrl-C): saved checkpoint at step {step}; run the same command "
+              "again to resume", file=sys.stderr)
+        raise Interrupted

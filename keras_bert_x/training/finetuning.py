@@ -202,9 +202,10 @@ def _run_finetuning(cfg):
     from keras_bert_x.text.tokenizer import BertTokenizer
     from keras_bert_x.training.loop import TrainingLoop
     from keras_bert_x.training.optimization import create_optimizer
-    from keras_bert_x.training.runner import Trainer, check_batch_split
+    from keras_bert_x.training.runner import StartupClock, Trainer, check_batch_split
     from keras_bert_x.training.strategy import create_strategy
 
+    startup = StartupClock()
     _validate(cfg)
     checkpoint, vocabulary, lower_case = _read_init(cfg)
     tokenizer = BertTokenizer(vocabulary, lower_case=lower_case,
@@ -214,6 +215,7 @@ def _run_finetuning(cfg):
     data.train = TaskFeatures.from_arrays(data.train)
     data.eval = data.eval and TaskFeatures.from_arrays(data.eval)
     buckets = length_buckets(cfg.length_buckets, cfg.max_seq_length)
+    startup.mark("data")
     keras.utils.set_random_seed(cfg.seed)
     strategy = create_strategy(cfg.strategy, cfg.tpu, cfg.cluster_timeout)
     check_batch_split(cfg, strategy.num_replicas_in_sync, data.eval is not None)
@@ -233,7 +235,7 @@ def _run_finetuning(cfg):
                             cfg.jit_compile)
     trainer = Trainer(cfg.model_dir, strategy, loop, total, cfg.train_batch_size,
                       cfg.save_checkpoints_steps or per_epoch, cfg.keep_checkpoint_max,
-                      cfg.log_steps, cfg.progress, cfg.steps_per_loop)
+                      cfg.log_steps, cfg.progress, cfg.steps_per_loop, startup)
     history = []
     if trainer.restore():  # the epochs evaluated before the interruption
         history = _evaluations(cfg.model_dir, trainer.start_step, per_epoch)
@@ -248,7 +250,9 @@ def _run_finetuning(cfg):
         return train_dataset(data.train, per_replica, cfg.seed, ctx, skip_batches=consumed,
                              buckets=buckets)
 
-    train = strategy.distribute_datasets_from_function(train_fn)
+    train = iter(strategy.distribute_datasets_from_function(train_fn))
+    startup.mark("model and input pipeline")
+
     def evaluate(step):
         return loop.evaluate(strategy.distribute_datasets_from_function(
             lambda ctx: eval_dataset(data.eval, ctx.get_per_replica_batch_size(
@@ -261,7 +265,7 @@ def _run_finetuning(cfg):
             model.save_pretrained(os.path.join(cfg.model_dir, "best"), overwrite=True)
 
     evaluates = data.eval is not None
-    metrics = trainer.train(iter(train), evaluate if evaluates else None, per_epoch,
+    metrics = trainer.train(train, evaluate if evaluates else None, per_epoch,
                             keep_best if evaluates else None)
     if trainer.is_chief:
         model.save_pretrained(os.path.join(cfg.model_dir, "final"), overwrite=True)

@@ -12,6 +12,8 @@ Gradients are all-reduced once, by the loop: clipping by global norm needs the s
 gradient, so the optimizer is handed it already reduced and told not to reduce again.
 """
 
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -44,9 +46,9 @@ class TrainingLoop:
 
     `train_steps(iterator, n)` runs n steps inside one `tf.function` (a graph loop, as Model
     Garden's Orbit does): the host waits, and fetches metrics (over the n steps), once per n
-    steps, which is what keeps an accelerator busy. `jit_compile=True` compiles each
-    replica's step with XLA (the condition for a TPU); it needs static shapes, which every
-    reader of ours gives.
+    steps, which is what keeps an accelerator busy (until a call of more than one step, single
+    steps run without the loop). `jit_compile=True` compiles each replica's step with XLA (the
+    condition for a TPU); it needs static shapes, which every reader of ours gives.
     """
 
     GROWTH_INTERVAL = 2000
@@ -74,17 +76,31 @@ class TrainingLoop:
         self._step_outputs = None
         tpu = isinstance(strategy, (tf.distribute.TPUStrategy,
                                     tf.distribute.experimental.TPUStrategy))
+        # The steps are traced without AutoGraph: their control flow is Python's (the task, the
+        # micro-batch count, loss scaling on or off) or explicit (tf.cond), so AutoGraph would
+        # only rewrite their source first, about a second of start-up (as Keras's own train
+        # step, marked do_not_convert). Only the graph loop, a `tf.range` loop, needs it.
+        step_function = functools.partial(tf.function, autograph=False)
         if jit_compile and not tpu:
             # (A TPU compiles every replica's step whole, by itself.) Under Mirrored
             # strategies, forward and backward, between the all-reduces (which XLA cannot hold
             # there; a compiled evaluation step also fails there, reading another replica's
             # variables); on one device, also the optimizer update and the evaluation step.
-            self._forward_backward = tf.function(self._forward_backward, jit_compile=True)
+            self._forward_backward = step_function(self._forward_backward, jit_compile=True)
             if type(strategy).__name__ in ("_DefaultDistributionStrategy", "OneDeviceStrategy"):
-                self._replica_apply = tf.function(self._replica_apply, jit_compile=True)
-                self._eval_replica = tf.function(self._eval_replica, jit_compile=True)
+                self._replica_apply = step_function(self._replica_apply, jit_compile=True)
+                self._eval_replica = step_function(self._eval_replica, jit_compile=True)
+        # The graph loop calls the step as a tf.function of its own: the trace made for the
+        # loop's structure (`train_steps`) is the one the loop runs, so it is traced once.
+        self._step = step_function(self._train_step)
         self._train = tf.function(self._train_loop)
-        self._eval = tf.function(self._eval_step)
+        # One step alone (the default --steps_per_loop=1) skips the loop: no structure trace,
+        # no while loop nor nested function to build, about a second less before the first
+        # step. Once the loop has run, every count takes it (one graph to build and keep); a run
+        # whose first call is one step and a later one more traces the step twice (alone, looped).
+        self._once = step_function(self._train_once)
+        self._looped = False
+        self._eval = step_function(self._eval_step)
 
     def reset_loss_scale_if_unset(self):
         """After restoring a checkpoint of a run without loss scaling into one with it."""
@@ -182,12 +198,20 @@ class TrainingLoop:
         """`steps` steps in one graph loop; metrics over all of them (the task's global-count
         sums add up over steps; the gradient norm is their mean)."""
         # A graph loop's variables need their structure before it: zeros shaped like one step's
-        # outputs, known from `_step_outputs` (the step itself is traced once, in the loop).
+        # outputs, known from `_step_outputs`. `self._step` is already traced for this iterator
+        # spec, so calling it here reuses that trace (a function call in the loop body).
         totals = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype),
                                        self._step_outputs)
         for _ in tf.range(steps):
-            totals = tf.nest.map_structure(tf.add, totals, self._train_step(iterator))
-        sums, norms = totals
+            totals = tf.nest.map_structure(tf.add, totals, self._step(iterator))
+        return self._metrics(*totals, steps)
+
+    def _train_once(self, iterator):
+        """One step without a graph loop: the numbers `_train_loop` gives for 1 step."""
+        return self._metrics(*self._train_step(iterator), 1)
+
+    def _metrics(self, sums, norms, steps):
+        """What a call reports: the task's metrics of the summed sums, the mean gradient norm."""
         metrics = self.task.metrics(sums)
         metrics["grad_norm"] = norms / tf.cast(steps, norms.dtype)
         if self._use_loss_scale:
@@ -199,12 +223,16 @@ class TrainingLoop:
         once); returns their metrics as numbers, over all `steps` steps."""
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
-        if self._step_outputs is None:  # traced, not run: only the structure is wanted
-            outputs = tf.function(self._train_step).get_concrete_function(iterator)
-            self._step_outputs = tf.nest.map_structure(
-                lambda t: tf.TensorSpec(t.shape, t.dtype), outputs.structured_outputs)
-        # A tensor, so that every count runs the same traced graph.
-        metrics = self._train(iterator, tf.constant(steps, tf.int32))
+        if steps == 1 and not self._looped:
+            metrics = self._once(iterator)
+        else:
+            self._looped = True  # from now on every count takes the loop: one graph to build
+            if self._step_outputs is None:  # traced, not run: only the structure is wanted
+                outputs = self._step.get_concrete_function(iterator)
+                self._step_outputs = tf.nest.map_structure(
+                    lambda t: tf.TensorSpec(t.shape, t.dtype), outputs.structured_outputs)
+            # A tensor, so that every count runs the same traced graph.
+            metrics = self._train(iterator, tf.constant(steps, tf.int32))
         return {k: float(v) for k, v in metrics.items()}
 
     def train_step(self, iterator):

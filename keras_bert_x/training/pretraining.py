@@ -168,9 +168,10 @@ def run_pretraining(cfg):
 
 def _run_pretraining(cfg):
     from keras_bert_x.training.checkpoints import initialize_from
-    from keras_bert_x.training.runner import Trainer, check_batch_split
+    from keras_bert_x.training.runner import StartupClock, Trainer, check_batch_split
     from keras_bert_x.training.strategy import create_strategy
 
+    startup = StartupClock()
     _validate(cfg)
     config = _bert_config(cfg)
     keras.utils.set_random_seed(cfg.seed)
@@ -179,16 +180,19 @@ def _run_pretraining(cfg):
     model, loop = _build(cfg, config, strategy)
     trainer = Trainer(cfg.model_dir, strategy, loop, cfg.num_train_steps, cfg.train_batch_size,
                       cfg.save_checkpoints_steps, cfg.keep_checkpoint_max, cfg.log_steps,
-                      cfg.progress, cfg.steps_per_loop)
+                      cfg.progress, cfg.steps_per_loop, startup)
     if not trainer.restore() and cfg.init_checkpoint:
         initialize_from(cfg.init_checkpoint, model)
         print(f"initialized from {cfg.init_checkpoint}", file=sys.stderr)
+    startup.mark("model")
     train, make_eval_dataset = _datasets(cfg, strategy, trainer.start_step)
+    train = iter(train)
+    startup.mark("input pipeline")
     evaluate = None
     if make_eval_dataset:
         evaluate = lambda step: loop.evaluate(make_eval_dataset(),  # noqa: E731
                                               max_batches=cfg.eval_steps)
-    metrics = trainer.train(iter(train), evaluate, cfg.eval_interval_steps)
+    metrics = trainer.train(train, evaluate, cfg.eval_interval_steps)
     if trainer.is_chief:
         if cfg.vocab_file:
             from keras_bert_x.text.tokenizer import load_vocabulary

@@ -79,6 +79,41 @@ def chief_and_index():
     return kind == "chief" or (kind == "worker" and index == 0 and not has_chief), index
 
 
+def seconds_since_process_start():
+    """Seconds since this process started: from /proc on Linux (so the interpreter's and
+    TensorFlow's start-up count), else since `keras_bert_x.cli` was imported (the first thing
+    our command lines do)."""
+    try:
+        with open("/proc/self/stat") as f:
+            # Field 22, start time in clock ticks after boot; the name (field 2) may hold spaces.
+            started = int(f.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as f:
+            return float(f.read().split()[0]) - started
+    except (OSError, ValueError, IndexError):
+        from keras_bert_x import cli
+
+        return time.time() - cli.IMPORTED_AT
+
+
+class StartupClock:
+    """Where a command's start-up goes: phases marked as each ends, in seconds since the
+    process started. The Trainer says them in one line once the first step is done."""
+
+    def __init__(self):
+        self.marks = [("imports", seconds_since_process_start())]
+
+    def mark(self, phase):
+        self.marks.append((phase, seconds_since_process_start()))
+
+    def line(self, last="first step"):
+        """`last` names the span from the latest mark to now (tracing and running the step)."""
+        spans, before = [], 0.0
+        for name, at in [*self.marks, (last, seconds_since_process_start())]:
+            spans.append(f"{name} {at - before:.1f} s")
+            before = at
+        return f"first step done {before:.1f} s after start ({', '.join(spans)})"
+
+
 def open_log(path):
     """Opens a JSON-lines log for appending. A line cut short by a kill is ended first, so that
     the records appended after it still parse (the cut one is skipped by readers)."""
@@ -103,7 +138,7 @@ class Trainer:
 
     def __init__(self, model_dir, strategy, loop, num_train_steps, batch_size,
                  save_checkpoints_steps=1000, keep_checkpoint_max=3, log_steps=50,
-                 progress=True, steps_per_loop=1):
+                 progress=True, steps_per_loop=1, startup=None):
         from keras_bert_x.training.checkpoints import CheckpointKeeper, random_states
 
         self.model_dir, self.loop = model_dir, loop
@@ -111,6 +146,7 @@ class Trainer:
         self.save_checkpoints_steps, self.log_steps = save_checkpoints_steps, log_steps
         self.progress, self.steps_per_loop = progress, steps_per_loop
         self.is_chief, task_id = chief_and_index()
+        self.startup = startup or StartupClock()
         with strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             # In the checkpoint, so that every worker agrees after a resume whether the
@@ -162,20 +198,33 @@ class Trainer:
 
         With `steps_per_loop` > 1 the steps run in graph loops of that many (fewer before a
         checkpoint, an evaluation or the end); metrics (over the loop's steps) are logged, and
-        SIGTERM is noticed, once per loop: keep a loop shorter than a preemption's grace
-        period."""
-        from tqdm import tqdm
-
+        SIGTERM and Ctrl-C are noticed, once per loop (and after an evaluation): keep a loop
+        shorter than a preemption's grace period. Either saves a checkpoint first; then
+        SIGTERM exits 143 and Ctrl-C raises `Interrupted`, a KeyboardInterrupt."""
         from keras_bert_x.training.checkpoints import StopFlag
 
         os.makedirs(self.model_dir, exist_ok=True)
+        with StopFlag() as stop:
+            return self._train(stop, iterator, evaluate, eval_interval_steps, after_evaluation)
+
+    def _train(self, stop, iterator, evaluate, eval_interval_steps, after_evaluation):
+        from tqdm import tqdm
+
         writer, eval_writer = self._writer("train"), self._writer("eval")
         log = open_log(os.path.join(self.model_dir, "metrics.jsonl")) if self.is_chief else None
-        stop = StopFlag()
         start = self.start_step
         bar = tqdm(total=self.num_train_steps, initial=start, file=sys.stderr, unit="step",
                    disable=not (self.progress and self.is_chief))
         metrics, last_time, last_step = {}, time.time(), start
+
+        def saved(step):
+            return (self.keeper.latest or "").endswith(f"-{step}")
+
+        def honour_stop(step):
+            if stop.requested:
+                if not saved(step):
+                    self.keeper.save(step)
+                stop.exit(step)
 
         def run_evaluation(step):
             result = evaluate(step)
@@ -183,6 +232,7 @@ class Trainer:
             self._log_evaluation(eval_writer, step, result)
             if after_evaluation:
                 after_evaluation(step, result)
+            honour_stop(step)
             return result
 
         def due(step):
@@ -191,11 +241,17 @@ class Trainer:
 
         if due(start) and int(self.evaluated_step.numpy()) < start:
             run_evaluation(start)  # stopped between the checkpoint and the evaluation
+        first_call = True
         try:
             while self.start_step < self.num_train_steps:
                 steps = self._steps_to_run(self.start_step, evaluate and eval_interval_steps)
                 previous = self.start_step
                 metrics = self.loop.train_steps(iterator, steps)
+                if first_call and self.is_chief:
+                    # Start-up as users feel it, and where it went (bench/finetune_real.py
+                    # reads this line). With --steps_per_loop N, the first N steps.
+                    tqdm.write(self.startup.line(), file=sys.stderr)
+                first_call = False
                 self.step.assign_add(steps)
                 current = self.start_step
                 metrics["learning_rate"] = float(self.loop.optimizer.learning_rate)  # next step's
@@ -214,16 +270,12 @@ class Trainer:
                         tf.summary.scalar("steps_per_second", rate)
                         tf.summary.scalar("examples_per_second", rate * self.batch_size)
                     last_time, last_step = time.time(), current
-                if current % self.save_checkpoints_steps == 0 or stop.requested:
+                if current % self.save_checkpoints_steps == 0:
                     self.keeper.save(current)
-                if stop.requested:
-                    print(f"SIGTERM: saved checkpoint at step {current}, exiting",
-                          file=sys.stderr)
-                    raise SystemExit(143)
+                honour_stop(current)
                 if due(current):
                     run_evaluation(current)
-            if self.keeper.latest is None or \
-                    not self.keeper.latest.endswith(f"-{self.start_step}"):
+            if not saved(self.start_step):
                 self.keeper.save(self.start_step)
         finally:
             bar.close()
@@ -235,4 +287,5 @@ class Trainer:
                 with open(os.path.join(self.model_dir, "eval_metrics.json"), "w") as f:
                     json.dump(final, f, indent=2)
             metrics = {**metrics, **{f"eval_{k}": v for k, v in final.items()}}
+        honour_stop(self.start_step)
         return metrics

@@ -237,6 +237,38 @@ def test_mixed_bfloat16(init_dir, task_files, tmp_path):
     assert best["accuracy"] >= 0.9, best
 
 
+def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_run_resumes(init_dir, task_files,
+                                                                 tmp_path):
+    """Ctrl-C after the first checkpoint, as a user presses it: honoured at the next step (it
+    used to be lost in a finalizer and the run trained on), one line, exit status 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.training.conftest import ROOT
+
+    args = _args("classification", init_dir, task_files, tmp_path, epochs=20,
+                 save_checkpoints_steps=10)
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "trainers", "finetune.py"),
+                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and max(_losses(tmp_path) if (tmp_path / "metrics.jsonl")
+                                         .exists() else {0: 0}, default=0) < 12:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("interrupted")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr[-3000:]
+    step = int(lines[0].split("at step ")[1].split(";")[0])
+    assert 12 <= step < 260 and max(_losses(tmp_path)) == step
+    assert (tmp_path / "checkpoints" / f"ckpt-{step}.index").is_file()
+    run = run_script("finetune.py", *args)
+    assert run.returncode == 0 and f"at step {step}" in run.stderr, run.stderr[-3000:]
+    assert max(_losses(tmp_path)) == 260
+
+
 def test_kill_9_then_resume(init_dir, task_files, tmp_path):
     """Killed mid-epoch and run again: the same per-step losses as an uninterrupted run, and
     every epoch's evaluation in eval_results.json."""

@@ -104,3 +104,20 @@ def test_a_log_line_cut_by_a_kill_loses_only_itself(tmp_path):
     rows = _evaluations(str(tmp_path), up_to_step=20, per_epoch=10)
     assert rows == [{"step": 10, "epoch": 1.0, "accuracy": 0.5},
                     {"step": 20, "epoch": 2.0, "accuracy": 0.75}]
+
+
+def test_ctrl_c_and_sigterm_set_the_stop_flag_and_a_second_ctrl_c_raises():
+    import os
+    import signal
+
+    from keras_bert_x.training.checkpoints import StopFlag
+
+    before = signal.getsignal(signal.SIGINT)
+    with StopFlag() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested == "SIGTERM"
+        os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt: a flag the loop reads
+        assert stop.requested == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C: at once
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
