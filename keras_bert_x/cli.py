@@ -136,7 +136,7 @@ def run_command(argv, action):
 # Flags both trainers have.
 TRAINER_HELP = {
     "steps_per_loop": "Optimizer steps per tf.function call: the host waits, logs metrics "
-                      "and checks for SIGTERM once per loop (cut short at checkpoints, "
+                      "and checks for SIGTERM and Ctrl-C once per loop (cut short at checkpoints, "
                       "evaluations and the end). Large values keep a TPU/GPU busy.",
     "jit_compile": "Compile each replica's train and eval step with XLA (static shapes; what "
                    "a TPU needs). No speed-up on CPU.",

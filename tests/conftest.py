@@ -51,3 +51,29 @@ def minilm_batch(minilm_dir):
 @pytest.fixture
 def tiny_config():
     return kbx.BertConfig.from_preset("bert_tiny", vocab_size=101, max_position_embeddings=32)
+
+
+@pytest.fixture(scope="session")
+def installed_wheel(tmp_path_factory):
+    """The package built into a wheel from a copy of the sources and pip-installed into a
+    folder of its own (no network: the build uses this environment's setuptools)."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    src.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(os.path.join(root, name), src / name)
+    shutil.copytree(os.path.join(root, "keras_bert_x"), src / "keras_bert_x",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"),
+                    str(src)], check=True, capture_output=True, cwd=tmp)
+    wheel = next((tmp / "dist").glob("keras_bert_x-*.whl"))
+    target = tmp / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(target),
+                    str(wheel)], check=True, capture_output=True, cwd=tmp)
+    return wheel, target

@@ -29,3 +29,18 @@ def test_train_suite_runs_every_library_and_prints_targets(tmp_path):
     targets = [line for line in run.stdout.splitlines() if line.startswith("- TARGET ")]
     assert len(targets) == 2 and all(t.endswith(("PASS", "MISS")) for t in targets), run.stdout
     assert (tmp_path / "perf_train.md").exists() and (tmp_path / "perf_train.png").exists()
+
+
+def test_the_bench_reads_where_start_up_went_from_the_trainers_line():
+    from bench.finetune_real import startup_phases
+    from keras_bert_x.training.runner import StartupClock
+
+    clock = StartupClock()
+    clock.mark("data")
+    clock.mark("model and input pipeline")
+    line = clock.line()
+    phases = startup_phases(f"training: length buckets\n{line}\nfinal loss=1\n")
+    assert list(phases) == ["imports", "data", "model and input pipeline", "first step"]
+    total = float(line.split()[3])  # "first step done T s after start (...)"
+    assert total > 0 and abs(sum(phases.values()) - total) < 0.25  # each rounded to 0.1 s
+    assert startup_phases("no such line") is None

@@ -1,18 +1,16 @@
 """The package as users install it: a wheel built from the sources holds every subpackage and
-data file and works on its own, the demo included (the editable install of `make venv` would
-hide what is missing), and install_requires lists exactly what the package imports."""
+data file and works on its own (the editable install of `make venv` would hide what is
+missing; the demo's end-to-end test, tests/demo/test_demo.py, runs from this wheel too), and
+install_requires lists exactly what the package imports."""
 
 import ast
 import configparser
 import importlib.metadata
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
-
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "keras_bert_x")
@@ -40,27 +38,6 @@ def _source_modules():
     return out
 
 
-@pytest.fixture(scope="module")
-def installed_wheel(tmp_path_factory):
-    """The package built into a wheel from a copy of the sources and pip-installed into a
-    folder of its own (no network: the build uses this environment's setuptools)."""
-    tmp = tmp_path_factory.mktemp("wheel")
-    src = tmp / "src"
-    src.mkdir()
-    for name in ("setup.cfg", "pyproject.toml", "README.md"):
-        shutil.copy(os.path.join(ROOT, name), src / name)
-    shutil.copytree(PACKAGE, src / "keras_bert_x",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"),
-                    str(src)], check=True, capture_output=True, cwd=tmp)
-    wheel = next((tmp / "dist").glob("keras_bert_x-*.whl"))
-    target = tmp / "site"
-    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(target),
-                    str(wheel)], check=True, capture_output=True, cwd=tmp)
-    return wheel, target
-
-
 def test_wheel_holds_every_module_and_data_file(installed_wheel):
     import zipfile
 
@@ -86,28 +63,6 @@ def test_installed_wheel_imports_and_finds_its_data(installed_wheel, tmp_path):
         assert file.startswith(str(target)), file
     assert set(result["modules"]) | {"keras_bert_x"} == _source_modules()
     assert result["documents"] == 500
-
-
-@pytest.mark.slow
-def test_demo_runs_from_the_installed_wheel_and_its_output_is_clean(installed_wheel, tmp_path):
-    """`make demo`'s program at a toy scale, imported from the wheel (the bundled corpus is
-    package data), printing only its own lines."""
-    _, target = installed_wheel
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    env["PYTHONPATH"] = str(target)
-    run = subprocess.run([sys.executable, "-m", "keras_bert_x.demo",
-                          f"--output_dir={tmp_path / 'out'}", "--documents=8", "--vocab_size=300",
-                          "--dupe_factor=1", "--pretrain_steps=4", "--train_examples=32",
-                          "--eval_examples=16", "--latency_repeats=2", "--noprogress"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "[7/7] report: tables and plots" in run.stdout
-    assert (tmp_path / "out" / "report.md").is_file()
-    noise = [line for line in (run.stdout + run.stderr).splitlines()
-             if "oneDNN" in line or "cuInit" in line or "cpu_feature_guard" in line
-             or "functional_saver" in line or line.startswith(("I1", "W1", "E1", "I0000",
-                                                                "W0000"))]
-    assert noise == [], noise
 
 
 def _imported_top_level_modules():

@@ -4,6 +4,7 @@ Ctrl-C (SIGINT)."""
 import os
 import signal
 import sys
+import threading
 
 import tensorflow as tf
 
@@ -82,18 +83,21 @@ class StopFlag:
     exits. Ctrl-C is a flag too, not Python's KeyboardInterrupt: that is raised wherever the
     main thread is when the signal comes, and in a TensorFlow loop that is often a finalizer
     (a tensor's or a resource's `__del__`), where Python prints "Exception ignored" and drops
-    it, so the Ctrl-C was lost. A second Ctrl-C raises KeyboardInterrupt at once. A context
-    manager: the previous handlers come back on exit."""
+    it, so the Ctrl-C was lost. A second Ctrl-C stops the process at once (exit 130, nothing
+    more saved). A context manager: the previous handlers come back on exit. Off the main
+    thread (where Python delivers no signals) it installs nothing and is never set."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    KINDS = (None, "SIGTERM", "SIGINT")  # in the order workers agree on (the largest wins)
 
     def __init__(self):
         self.requested = None  # the signal's name, "SIGTERM" or "SIGINT"
         self._previous = {}
 
     def __enter__(self):
-        for sig in self.SIGNALS:
-            self._previous[sig] = signal.signal(sig, self._handle)
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc):
@@ -102,13 +106,16 @@ class StopFlag:
 
     def _handle(self, signum, frame):
         if signum == signal.SIGINT and self.requested == "SIGINT":
-            raise KeyboardInterrupt
+            # Not a KeyboardInterrupt: that could be dropped as the first was.
+            os.write(2, b"interrupted again (Ctrl-C): stopped at once\n")
+            os._exit(130)
         self.requested = signal.Signals(signum).name
 
-    def exit(self, step):
+    @staticmethod
+    def exit(kind, step):
         """After the checkpoint of `step` is saved: one line, then SystemExit(143) for SIGTERM
         or `Interrupted` (a KeyboardInterrupt: the command lines exit 130) for Ctrl-C."""
-        if self.requested == "SIGTERM":
+        if kind == "SIGTERM":
             print(f"SIGTERM: saved checkpoint at step {step}, exiting", file=sys.stderr)
             raise SystemExit(143)
         print(f"interrupted (Ctrl-C): saved checkpoint at step {step}; run the same command "

@@ -79,6 +79,12 @@ def chief_and_index():
     return kind == "chief" or (kind == "worker" and index == 0 and not has_chief), index
 
 
+def worker_count():
+    """Processes in the TF_CONFIG cluster that train (chief and workers); 1 without one."""
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    return max(len(cluster.get("chief", [])) + len(cluster.get("worker", [])), 1)
+
+
 def seconds_since_process_start():
     """Seconds since this process started: from /proc on Linux (so the interpreter's and
     TensorFlow's start-up count), else since `keras_bert_x.cli` was imported (the first thing
@@ -146,6 +152,8 @@ class Trainer:
         self.save_checkpoints_steps, self.log_steps = save_checkpoints_steps, log_steps
         self.progress, self.steps_per_loop = progress, steps_per_loop
         self.is_chief, task_id = chief_and_index()
+        self.strategy, self.workers = strategy, worker_count()
+        self._restored_step = None
         self.startup = startup or StartupClock()
         with strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
@@ -163,6 +171,7 @@ class Trainer:
         """Resumes from the latest checkpoint in model_dir; returns whether there was one."""
         if not self.keeper.restore_latest():
             return False
+        self._restored_step = self.start_step
         print(f"resumed from {self.keeper.latest} at step {self.start_step}", file=sys.stderr)
         self.loop.reset_loss_scale_if_unset()  # an fp32 run resumed in mixed_float16
         return True
@@ -217,22 +226,30 @@ class Trainer:
                    disable=not (self.progress and self.is_chief))
         metrics, last_time, last_step = {}, time.time(), start
 
-        def saved(step):
-            return (self.keeper.latest or "").endswith(f"-{step}")
+        # The step of the latest checkpoint, kept here rather than read from the chief's
+        # directory: every worker must take the same decisions to save (a collective).
+        saved = self._restored_step
+
+        def save(step):
+            nonlocal saved
+            self.keeper.save(step)
+            saved = step
 
         def honour_stop(step):
-            if stop.requested:
-                if not saved(step):
-                    self.keeper.save(step)
-                stop.exit(step)
+            kind = self._agreed_stop(stop)
+            if kind:
+                if saved != step:
+                    save(step)
+                stop.exit(kind, step)
 
-        def run_evaluation(step):
+        def run_evaluation(step, honour=True):
             result = evaluate(step)
             self.evaluated_step.assign(step)
             self._log_evaluation(eval_writer, step, result)
             if after_evaluation:
                 after_evaluation(step, result)
-            honour_stop(step)
+            if honour:
+                honour_stop(step)
             return result
 
         def due(step):
@@ -271,21 +288,33 @@ class Trainer:
                         tf.summary.scalar("examples_per_second", rate * self.batch_size)
                     last_time, last_step = time.time(), current
                 if current % self.save_checkpoints_steps == 0:
-                    self.keeper.save(current)
+                    save(current)
                 honour_stop(current)
                 if due(current):
                     run_evaluation(current)
-            if not saved(self.start_step):
-                self.keeper.save(self.start_step)
+            if saved != self.start_step:
+                save(self.start_step)
         finally:
             bar.close()
             if log:
                 log.close()
         if evaluate is not None:
-            final = run_evaluation(self.start_step)
+            # Ctrl-C here: once the result is written (rerunning would only evaluate again)
+            final = run_evaluation(self.start_step, honour=False)
             if self.is_chief:
                 with open(os.path.join(self.model_dir, "eval_metrics.json"), "w") as f:
                     json.dump(final, f, indent=2)
             metrics = {**metrics, **{f"eval_{k}": v for k, v in final.items()}}
         honour_stop(self.start_step)
         return metrics
+
+    def _agreed_stop(self, stop):
+        """The stop every worker acts on: with several, the flag all-reduced (the largest of
+        StopFlag.KINDS wins), so that all save the collective checkpoint at the same step
+        even when the signal reached only one, or reached them a step apart."""
+        if self.workers == 1:
+            return stop.requested
+        code = tf.constant(stop.KINDS.index(stop.requested), tf.int32)
+        agreed = self.strategy.reduce(tf.distribute.ReduceOp.MAX,
+                                      self.strategy.run(lambda: code), axis=None)
+        return stop.KINDS[int(agreed)]

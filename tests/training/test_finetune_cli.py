@@ -3,6 +3,7 @@ answers; mirrored equals one device; bad input ends with one error line."""
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -92,6 +93,10 @@ def _losses(model_dir):
 def test_each_task_trains_and_predicts(init_dir, task_files, tmp_path, task, metric, at_least):
     run = run_script("finetune.py", *_args(task, init_dir, task_files, tmp_path))
     assert run.returncode == 0, run.stderr[-3000:]
+    # where start-up went, in the phases the benchmark reads (bench/finetune_real.py)
+    assert re.search(r"^first step done [\d.]+ s after start \(imports [\d.]+ s, data [\d.]+ s, "
+                     r"model and input pipeline [\d.]+ s, first step [\d.]+ s\)$", run.stderr,
+                     re.M), run.stderr[-3000:]
     losses = _losses(tmp_path)
     assert losses[max(losses)] < losses[1]
     results = json.loads((tmp_path / "eval_results.json").read_text())
@@ -298,3 +303,20 @@ def test_kill_9_then_resume(init_dir, task_files, tmp_path):
     assert max(abs(expected[s] - got[s]) for s in expected) <= 1e-5
     epochs = json.loads((killed / "eval_results.json").read_text())["epochs"]
     assert [e["step"] for e in epochs] == [13 * i for i in range(1, 9)]
+
+
+def test_keras_extras_are_kept_out_of_a_trainers_imports_and_come_back_after():
+    """trainers/finetune.py imports TensorFlow and Keras without Keras's scikit-learn, plot and
+    DataFrame extras (seconds of start-up); after that block they import as usual (seqeval, the
+    NER metrics, imports scikit-learn)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom keras_bert_x import cli\n"
+            "with cli.without_keras_extras():\n    import keras, tensorflow\n"
+            "print([m for m in cli.KERAS_EXTRAS if m in sys.modules])\n"
+            "import sklearn, seqeval.metrics\nprint('sklearn' in sys.modules)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split() == ["[]", "True"]
