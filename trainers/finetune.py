@@ -41,6 +41,9 @@ _HELP = {
            "--tpu=grpc://host:port an address. Implies --strategy=tpu.",
     "mixed_precision": "float32, mixed_bfloat16 or mixed_float16 (with dynamic loss scaling).",
     "save_checkpoints_steps": "Checkpoint every N steps (0: at the end of every epoch).",
+    "length_buckets": "What each batch is padded to: auto (its longest; multiples of 16 with "
+                      "--jit_compile or a TPU, which compile every new shape), longest, none "
+                      "(always --max_seq_length) or lengths such as 32,64,128.",
 }
 
 

@@ -39,6 +39,9 @@ _HELP = {
     "nsp": "Train next-sentence prediction too; --nonsp: masked LM only (BertMaskedLM, "
            "RoBERTa-style; next_sentence_labels are not read, text gives single segments).",
     "eval_interval_steps": "Also evaluate --eval_data every N steps (0: only at the end).",
+    "length_buckets": "With --train_text, what a step's batches are padded to (sequences wait "
+                      "for a step of their bucket): auto (multiples of 16), none (always "
+                      "--max_seq_length) or lengths such as 32,64,128.",
 }
 
 

@@ -11,21 +11,29 @@ from keras_bert_x.errors import BertInputError
 BUCKET_STEP = 16  # default bucket spacing: a server or XLA compiles max_seq_length / 16 shapes
 
 
-def length_buckets(spec, max_seq_length):
+def length_buckets(spec, max_seq_length, compiled=True):
     """The padded lengths a batch may take, ascending and ending at `max_seq_length`.
 
-    `spec`: "auto" (multiples of 16), "none" or None (`max_seq_length` only: fixed length), a
+    `spec`: "auto", "longest" (every length: each batch padded to its longest, as Hugging
+    Face's dynamic padding), "none" or None (`max_seq_length` only: fixed length), a
     comma-separated string or a sequence of lengths (`max_seq_length` is added if missing).
+    "auto" is multiples of 16 where every new shape costs a compilation (`compiled`: a served
+    SavedModel's warm-up, XLA, a TPU), else "longest": TensorFlow's CPU and GPU kernels run any
+    shape as it comes, so rounding up would only compute padding (at 64 tokens on MR, 26%
+    more positions than the longest).
     """
     if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("none", "")):
         return (max_seq_length,)
-    if isinstance(spec, str) and spec.strip().lower() == "auto":
+    name = spec.strip().lower() if isinstance(spec, str) else None
+    if name == "longest" or (name == "auto" and not compiled):
+        return tuple(range(1, max_seq_length + 1))
+    if name == "auto":
         return tuple(range(BUCKET_STEP, max_seq_length, BUCKET_STEP)) + (max_seq_length,)
     try:
         lengths = [int(x) for x in (spec.split(",") if isinstance(spec, str) else spec)]
     except ValueError:
-        raise BertInputError(f"--length_buckets={spec}: give auto, none or lengths such as "
-                             "32,64,128") from None
+        raise BertInputError(f"--length_buckets={spec}: give auto, longest, none or lengths "
+                             "such as 32,64,128") from None
     if any(b < 3 or b > max_seq_length for b in lengths):
         raise BertInputError(f"--length_buckets={spec}: every length must be in "
                              f"[3, max_seq_length={max_seq_length}]")

@@ -59,7 +59,7 @@ class FinetuneConfig:
     progress: bool = True
     steps_per_loop: int = 1               # steps per tf.function call (host syncs)
     jit_compile: bool = False              # XLA-compile each replica's train/eval step
-    length_buckets: str = "auto"           # batches padded to multiples of 16 ("none": fixed)
+    length_buckets: str = "auto"           # each batch at its longest (XLA, TPU: multiples of 16)
 
 
 def _validate(cfg):
@@ -202,7 +202,8 @@ def _run_finetuning(cfg):
     from keras_bert_x.text.tokenizer import BertTokenizer
     from keras_bert_x.training.loop import TrainingLoop
     from keras_bert_x.training.optimization import create_optimizer
-    from keras_bert_x.training.runner import StartupClock, Trainer, check_batch_split
+    from keras_bert_x.training.runner import (StartupClock, Trainer, check_batch_split,
+                                              compiles_shapes)
     from keras_bert_x.training.strategy import create_strategy
 
     startup = StartupClock()
@@ -214,7 +215,7 @@ def _run_finetuning(cfg):
     # Kept at their real lengths from here on; the padded arrays are dropped.
     data.train = TaskFeatures.from_arrays(data.train)
     data.eval = data.eval and TaskFeatures.from_arrays(data.eval)
-    buckets = length_buckets(cfg.length_buckets, cfg.max_seq_length)
+    buckets = length_buckets(cfg.length_buckets, cfg.max_seq_length, compiles_shapes(cfg))
     startup.mark("data")
     keras.utils.set_random_seed(cfg.seed)
     strategy = create_strategy(cfg.strategy, cfg.tpu, cfg.cluster_timeout)

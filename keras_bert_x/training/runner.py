@@ -70,6 +70,12 @@ def mixed_precision_policy(name):
         keras.mixed_precision.set_global_policy(previous)
 
 
+def compiles_shapes(cfg):
+    """Whether a trainer's config compiles every new input shape (XLA, a TPU): then the
+    length buckets of "auto" are few (multiples of 16), else each batch is at its longest."""
+    return bool(cfg.jit_compile or cfg.tpu or cfg.strategy == "tpu")
+
+
 def chief_and_index():
     """(is_chief, task index) from TF_CONFIG; a single process is its own chief."""
     tf_config = json.loads(os.environ.get("TF_CONFIG", "{}"))

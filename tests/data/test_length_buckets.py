@@ -114,6 +114,16 @@ def test_padding_report_states_both_figures():
     assert padding_report(_features(300), 32).startswith("length buckets off")
 
 
+def test_auto_is_the_longest_unless_shapes_are_compiled():
+    assert length_buckets("auto", 64) == (16, 32, 48, 64)  # XLA, TPU, a served SavedModel
+    assert length_buckets("auto", 64, compiled=False) == length_buckets("longest", 64) \
+        == tuple(range(1, 65))
+    line = padding_report(_features(300), 32, buckets=length_buckets("longest", 64))
+    assert line.startswith("each batch at its longest: an epoch computes ")
+    computed = lambda report: int(report.split(" computes ")[1].split()[0].replace(",", ""))  # noqa
+    assert computed(line) < computed(padding_report(_features(300), 32, buckets=BUCKETS))
+
+
 def test_bad_bucket_lists_are_one_clear_error():
     assert length_buckets("none", 128) == (128,) and length_buckets("32,64", 128) == (32, 64, 128)
     for bad in ("32,abc", "0,64", "256"):
@@ -142,4 +152,6 @@ def test_bucketed_batches_give_the_same_per_example_losses(tiny_config):
                     out[int(i)] = float(loss)
         return np.array([out[i] for i in range(40)])
 
-    np.testing.assert_allclose(losses(length_buckets("auto", 32)), losses(None), rtol=1e-5)
+    fixed = losses(None)
+    np.testing.assert_allclose(losses(length_buckets("auto", 32)), fixed, rtol=1e-5)
+    np.testing.assert_allclose(losses(length_buckets("longest", 32)), fixed, rtol=1e-5)

@@ -233,6 +233,8 @@ def padding_report(features, global_batch, seed=0, buckets=None):
         return f"length buckets off; an epoch computes {fixed:,} positions ({line})"
     _, widths = epoch_order(n, features.lengths, global_batch, seed, 0, buckets)
     bucketed = int(tf.reduce_sum(widths))
-    return (f"length buckets {buckets[0]}..{buckets[-1]} ({len(buckets)}): an epoch computes "
+    name = "each batch at its longest" if buckets == tuple(range(1, buckets[-1] + 1)) \
+        else f"length buckets {buckets[0]}..{buckets[-1]} ({len(buckets)})"
+    return (f"{name}: an epoch computes "
             f"{bucketed:,} positions for {real:,} real tokens, {1 - real / bucketed:.0%} padding "
             f"({line}, {fixed:,} positions)")
