@@ -320,7 +320,9 @@ class Trainer:
         even when the signal reached only one, or reached them a step apart."""
         if self.workers == 1:
             return stop.requested
-        code = tf.constant(stop.KINDS.index(stop.requested), tf.int32)
-        agreed = self.strategy.reduce(tf.distribute.ReduceOp.MAX,
-                                      self.strategy.run(lambda: code), axis=None)
-        return stop.KINDS[int(agreed)]
+        # (tf.distribute reduces by SUM or MEAN only: count, per kind, who saw it)
+        seen = tf.constant([stop.requested == kind for kind in stop.KINDS[1:]], tf.float32)
+        counts = self.strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                      self.strategy.run(lambda: seen), axis=None).numpy()
+        return next((kind for kind, count in reversed(list(zip(stop.KINDS[1:], counts)))
+                     if count > 0), None)
