@@ -123,9 +123,13 @@ class SpanQATask(Task):
 
     def sums(self, batch, outputs):
         w = batch["example_weights"]
-        start_loss, start_correct = weighted_sums(batch["start_positions"],
-                                                  outputs["start_logits"], w)
-        end_loss, end_correct = weighted_sums(batch["end_positions"], outputs["end_logits"], w)
+        # Padding is no answer: out of the softmax, so that a window's loss does not depend on
+        # how far its batch was padded (length buckets, or each batch at its longest).
+        real = tf.cast(batch["input_mask"], tf.bool)
+        start, end = (tf.where(real, tf.cast(outputs[k], tf.float32), -1e9)
+                      for k in ("start_logits", "end_logits"))
+        start_loss, start_correct = weighted_sums(batch["start_positions"], start, w)
+        end_loss, end_correct = weighted_sums(batch["end_positions"], end, w)
         return {"span_loss": (start_loss + end_loss) / 2.0, "start_correct": start_correct,
                 "end_correct": end_correct, "span_count": tf.reduce_sum(w)}
 
