@@ -88,7 +88,7 @@ class StopFlag:
     thread (where Python delivers no signals) it installs nothing and is never set."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
-    KINDS = (None, "SIGTERM", "SIGINT")  # in the order workers agree on (the largest wins)
+    KINDS = (None, "SIGTERM", "SIGINT")  # workers agree on the last of these any one saw
 
     def __init__(self):
         self.requested = None  # the signal's name, "SIGTERM" or "SIGINT"

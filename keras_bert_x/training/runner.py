@@ -315,9 +315,9 @@ class Trainer:
         return metrics
 
     def _agreed_stop(self, stop):
-        """The stop every worker acts on: with several, the flag all-reduced (the largest of
-        StopFlag.KINDS wins), so that all save the collective checkpoint at the same step
-        even when the signal reached only one, or reached them a step apart."""
+        """The stop every worker acts on: with several, the flags all-reduced (the last of
+        StopFlag.KINDS that any worker saw), so that all save the collective checkpoint at the
+        same step even when the signal reached only one, or reached them a step apart."""
         if self.workers == 1:
             return stop.requested
         # (tf.distribute reduces by SUM or MEAN only: count, per kind, who saw it)
